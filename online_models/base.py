@@ -1,0 +1,78 @@
+"""The one contract every online model follows.
+
+A model learns from one interaction at a time (:meth:`Recommender.learn_one`)
+and proposes scored candidates for a user (:meth:`Recommender.candidates`);
+:meth:`Recommender.predict_one` scores one (user, item) pair. Filtering,
+business rules and the top-n cut are written once, in
+:mod:`online_models.ranking`.
+
+Models are River estimators: the constructor stores hyperparameters under their
+own names (so ``clone()`` and ``repr`` work); learned state lives in the
+:class:`~streamreco.store.Store` the model is given, created on first use, so
+that several workers share it.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+from river import base
+
+from online_models.profile import Profile
+from streamreco.keys import Keys
+from streamreco.store import MemoryStore, Store
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A proposed item with its score and the reason a user may read."""
+
+    score: float
+    reason: str
+
+
+class Recommender(base.Estimator):
+    """Base of streamreco's online recommenders.
+
+    Parameters
+    ----------
+    store
+        Where the learned state lives; a fresh in-memory store if ``None``.
+    namespace
+        Prefix of the store keys.
+    """
+
+    def __init__(self, store: Store | None = None, namespace: str = "sr") -> None:
+        self.store = store
+        self.namespace = namespace
+
+    @property
+    def state(self) -> Store:
+        if self.store is None:
+            self.store = MemoryStore()
+        return self.store
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.namespace)
+
+    @abc.abstractmethod
+    def learn_one(self, profile: Profile, item: str, weight: float, ts: float) -> None:
+        """Learn that ``profile``'s user interacted with ``item``.
+
+        Called before the interaction is added to ``profile``.
+        """
+
+    @abc.abstractmethod
+    def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
+        """Up to ``k`` scored items for the user, best first; may include seen items."""
+
+    def predict_one(self, profile: Profile, item: str) -> float:
+        """The model's score of ``item`` for the user (0 when it has no opinion)."""
+        return self.score(profile, [item])[0]
+
+    def score(self, profile: Profile, items: list[str]) -> list[float]:
+        """Scores of arbitrary items; by default, their candidate scores."""
+        found = self.candidates(profile, k=max(200, len(items)))
+        return [found[item].score if item in found else 0.0 for item in items]

@@ -1,0 +1,75 @@
+"""A weighted blend of several recommenders: the default model.
+
+Each source proposes candidates; sources that can score any item (popularity,
+factors) also score the others' candidates. Scores are min-max normalised per
+source and summed with the blend weights; an item's reason is that of the
+source that contributed most to it.
+
+>>> from online_models.profile import Profile
+>>> from online_models.popularity import Popularity
+>>> from online_models.cooccurrence import ItemCooccurrence
+>>> from streamreco.store import MemoryStore
+>>> store = MemoryStore()
+>>> blend = Blend([ItemCooccurrence(store=store), Popularity(half_life=None, store=store)], [1.0, 0.1])
+>>> alice = Profile("alice")
+>>> for item in ["tent", "stove", "tent2", "stove"]:
+...     blend.learn_one(alice, item, weight=1.0, ts=0.0)
+...     alice.add(item, ts=0.0, weight=1.0)
+>>> newcomer = Profile("newcomer")
+>>> [(i, c.reason) for i, c in blend.candidates(newcomer, k=2).items()]
+[('stove', 'popular'), ('tent2', 'popular')]
+"""
+
+from __future__ import annotations
+
+from online_models.base import Candidate, Recommender
+from online_models.cooccurrence import ItemCooccurrence
+from online_models.profile import Profile
+
+
+class Blend(Recommender):
+    """Weighted sum of normalised scores of ``models``.
+
+    Parameters
+    ----------
+    models
+        The sources; each learns from every interaction.
+    weights
+        One weight per source.
+    """
+
+    def __init__(self, models: list[Recommender], weights: list[float]) -> None:
+        if len(models) != len(weights):
+            raise ValueError("one weight per model")
+        super().__init__(models[0].store if models else None, models[0].namespace if models else "sr")
+        self.models = models
+        self.weights = weights
+
+    def learn_one(self, profile: Profile, item: str, weight: float, ts: float) -> None:
+        for model in self.models:
+            model.learn_one(profile, item, weight, ts)
+
+    def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
+        proposals = [model.candidates(profile, k) for model in self.models]
+        pool = list(dict.fromkeys(item for found in proposals for item in found))
+        if not pool:
+            return {}
+        totals = dict.fromkeys(pool, 0.0)
+        reasons: dict[str, tuple[float, str]] = {}
+        for model, weight, found in zip(self.models, self.weights, proposals, strict=True):
+            if isinstance(model, ItemCooccurrence):  # scores only its own neighbours
+                scores = [found[item].score if item in found else 0.0 for item in pool]
+            else:
+                scores = model.score(profile, pool)
+            low, high = min(scores), max(scores)
+            if high <= low:
+                continue
+            for item, score in zip(pool, scores, strict=True):
+                contribution = weight * (score - low) / (high - low)
+                totals[item] += contribution
+                if item in found and contribution > reasons.get(item, (-1.0, ""))[0]:
+                    reasons[item] = (contribution, found[item].reason)
+        ranked = sorted(totals.items(), key=lambda e: (e[1], e[0]), reverse=True)[:k]
+        return {
+            item: Candidate(score, reasons.get(item, (0.0, "for_you"))[1]) for item, score in ranked
+        }

@@ -1,0 +1,78 @@
+"""Time-decayed popularity: the cold-start fallback.
+
+Scores use *forward decay*: an interaction at time ``t`` adds
+``weight * 2 ** ((t - start) / half_life)`` to its item, so that older
+interactions count half as much per half-life without ever rewriting old
+scores. To keep numbers finite, time is cut into periods of 256 half-lives,
+each with its own counter; the previous period is read scaled down.
+
+>>> from online_models.profile import Profile
+>>> model = Popularity(half_life=None)
+>>> for item in ["a", "b", "b"]:
+...     model.learn_one(Profile("u"), item, weight=1.0, ts=0.0)
+>>> {item: c.score for item, c in model.candidates(Profile("v"), k=2).items()}
+{'b': 2.0, 'a': 1.0}
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+from online_models.base import Candidate, Recommender
+from online_models.profile import Profile
+from streamreco.store import Store
+
+PERIOD_HALF_LIVES = 256
+
+
+class Popularity(Recommender):
+    """Most interacted-with items, optionally with exponential time decay.
+
+    Parameters
+    ----------
+    half_life
+        Seconds after which an interaction counts half; ``None`` counts all equally.
+    """
+
+    def __init__(
+        self, half_life: float | None = 7 * 86400.0, store: Store | None = None, namespace: str = "sr"
+    ) -> None:
+        super().__init__(store, namespace)
+        self.half_life = half_life
+
+    def _period(self, ts: float) -> int | None:
+        if self.half_life is None:
+            return None
+        return math.floor(ts / (self.half_life * PERIOD_HALF_LIVES))
+
+    def learn_one(self, profile: Profile, item: str, weight: float, ts: float) -> None:
+        period = self._period(ts)
+        boost = 1.0
+        if period is not None:
+            start = period * self.half_life * PERIOD_HALF_LIVES
+            boost = 2.0 ** ((ts - start) / self.half_life)
+        self.state.zincr(self.keys.popularity(period), {item: weight * boost})
+
+    def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
+        period = self._period(profile.last_ts)
+        if period is None:
+            (rows,) = self.state.ztop([self.keys.popularity(None)], k)
+            return {item: Candidate(score, "popular") for item, score in rows}
+        current, previous = self.state.ztop(
+            [self.keys.popularity(period), self.keys.popularity(period - 1)], k
+        )
+        scores = dict(current)
+        for item, score in previous:
+            scores[item] = scores.get(item, 0.0) + score * 2.0**-PERIOD_HALF_LIVES
+        best = heapq.nlargest(k, scores.items(), key=lambda e: (e[1], e[0]))
+        return {item: Candidate(score, "popular") for item, score in best}
+
+    def score(self, profile: Profile, items: list[str]) -> list[float]:
+        period = self._period(profile.last_ts)
+        current = self.state.zscores(self.keys.popularity(period), items)
+        if period is None:
+            return [s or 0.0 for s in current]
+        previous = self.state.zscores(self.keys.popularity(period - 1), items)
+        scale = 2.0**-PERIOD_HALF_LIVES
+        return [(c or 0.0) + (p or 0.0) * scale for c, p in zip(current, previous, strict=True)]

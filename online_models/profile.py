@@ -1,0 +1,82 @@
+"""A user's profile: what streamreco keeps per user, as one compact blob.
+
+>>> p = Profile("u1")
+>>> p.add("i1", ts=10.0, weight=1.0)
+>>> p.add("i2", ts=11.0, weight=5.0, purchased=True)
+>>> q = Profile.decode("u1", p.encode())
+>>> q.recent_items(), sorted(q.purchased), q.n_events
+(['i2', 'i1'], ['i2'], 2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import msgpack
+import numpy as np
+
+
+@dataclass
+class Profile:
+    """Recent history (newest last), purchases, seen items, latent factors, last list shown."""
+
+    user_id: str
+    history: list[tuple[str, float, float]] = field(default_factory=list)  # (item, ts, weight)
+    seen: set[str] = field(default_factory=set)
+    purchased: set[str] = field(default_factory=set)
+    factors: np.ndarray | None = None
+    shown: list[str] = field(default_factory=list)
+    n_events: int = 0
+    last_ts: float = 0.0
+    history_size: int = 50
+
+    def add(self, item: str, ts: float, weight: float, purchased: bool = False) -> None:
+        """Record an interaction, keeping the ``history_size`` most recent."""
+        self.history.append((item, ts, weight))
+        if len(self.history) > self.history_size:
+            del self.history[: len(self.history) - self.history_size]
+        self.seen.add(item)
+        if purchased:
+            self.purchased.add(item)
+        self.n_events += 1
+        self.last_ts = max(self.last_ts, ts)
+
+    def recent_items(self, n: int | None = None) -> list[str]:
+        """Distinct items of the history, most recent first."""
+        items: dict[str, None] = {}
+        for item, _, _ in reversed(self.history):
+            items.setdefault(item)
+            if n is not None and len(items) >= n:
+                break
+        return list(items)
+
+    def encode(self) -> bytes:
+        return msgpack.packb(
+            [
+                [list(h) for h in self.history],
+                sorted(self.seen),
+                sorted(self.purchased),
+                None if self.factors is None else self.factors.astype(np.float32).tobytes(),
+                self.shown,
+                self.n_events,
+                self.last_ts,
+            ],
+            use_bin_type=True,
+        )
+
+    @classmethod
+    def decode(cls, user_id: str, blob: bytes | None, history_size: int = 50) -> Profile:
+        if blob is None:
+            return cls(user_id, history_size=history_size)
+        history, seen, purchased, factors, shown, n_events, last_ts = msgpack.unpackb(blob)
+        return cls(
+            user_id,
+            history=[tuple(h) for h in history],
+            seen=set(seen),
+            purchased=set(purchased),
+            factors=None if factors is None else np.frombuffer(factors, np.float32).copy(),
+            shown=shown,
+            n_events=n_events,
+            last_ts=last_ts,
+            history_size=history_size,
+        )

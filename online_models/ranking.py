@@ -1,0 +1,36 @@
+"""From a model's candidates to the list a user sees: business rules, written once.
+
+Never recommended: items the user bought, items the user already interacted
+with (when ``exclude_seen``), and items that are out of stock or deleted.
+
+>>> from online_models.popularity import Popularity
+>>> from online_models.profile import Profile
+>>> model = Popularity(half_life=None)
+>>> for item in ["a", "b", "b", "c", "c", "c"]:
+...     model.learn_one(Profile("x"), item, weight=1.0, ts=0.0)
+>>> model.state.zincr(model.keys.unavailable(), {"b": 1.0})   # b is out of stock
+>>> buyer = Profile("u"); buyer.add("c", ts=0.0, weight=5.0, purchased=True)
+>>> [r.item_id for r in recommend(model, buyer, n=2)]
+['a']
+"""
+
+from __future__ import annotations
+
+from online_models.base import Recommender
+from online_models.profile import Profile
+from streamreco.events import RecommendedItem
+
+
+def recommend(
+    model: Recommender, profile: Profile, n: int, exclude_seen: bool = True
+) -> list[RecommendedItem]:
+    """The user's top ``n``, best first, with the business rules applied."""
+    excluded = profile.seen if exclude_seen else profile.purchased
+    proposed = model.candidates(profile, k=2 * n + min(len(excluded), 500))
+    items = [item for item in proposed if item not in excluded and item not in profile.purchased]
+    unavailable = model.state.zscores(model.keys.unavailable(), items)
+    available = [item for item, since in zip(items, unavailable, strict=True) if since is None]
+    return [
+        RecommendedItem(item_id=item, score=round(proposed[item].score, 6), reason=proposed[item].reason)
+        for item in available[:n]
+    ]

@@ -1,0 +1,68 @@
+"""Every Redis key streamreco writes, named in one place.
+
+Per-user keys hold the user id in a hash tag (``{u:...}``) so that, on a Redis
+Cluster, all of one user's keys live on one shard.
+
+>>> keys = Keys("sr")
+>>> keys.profile("42"), keys.neighbours("i7")
+('sr:{u:42}:profile', 'sr:co:i7')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one namespace prefix."""
+
+    namespace: str = "sr"
+
+    # --- per user (owned by the worker that owns the user's partition) ----------
+    def user_prefix(self, user_id: str) -> str:
+        return f"{self.namespace}:{{u:{user_id}}}:"
+
+    def profile(self, user_id: str) -> str:
+        """History, purchases, factors and last list shown: one msgpack blob."""
+        return f"{self.user_prefix(user_id)}profile"
+
+    def latest(self, user_id: str) -> str:
+        """The last published recommendation list, as its JSON."""
+        return f"{self.user_prefix(user_id)}latest"
+
+    # --- per item and global (shared by all workers, updated by increments) ------
+    def item(self, item_id: str) -> str:
+        """Catalogue features of an item, as JSON."""
+        return f"{self.namespace}:item:{item_id}"
+
+    def item_vector(self, item_id: str) -> str:
+        return f"{self.namespace}:iv:{item_id}"
+
+    def factor_items(self) -> str:
+        """Items that have factors, by interaction count (the factor model's pool)."""
+        return f"{self.namespace}:mf:items"
+
+    def neighbours(self, item_id: str) -> str:
+        """Co-occurrence row: items seen together with ``item_id``."""
+        return f"{self.namespace}:co:{item_id}"
+
+    def transitions(self, item_id: str) -> str:
+        """Items interacted with right after ``item_id``."""
+        return f"{self.namespace}:tr:{item_id}"
+
+    def counts(self) -> str:
+        """Interactions per item, all time."""
+        return f"{self.namespace}:counts"
+
+    def popularity(self, period: int | None) -> str:
+        """Time-decayed popularity in one decay period (``None``: no decay)."""
+        return f"{self.namespace}:pop" if period is None else f"{self.namespace}:pop:{period}"
+
+    def unavailable(self) -> str:
+        """Items out of stock or deleted: member -> since when."""
+        return f"{self.namespace}:unavailable"
+
+    def new_items(self) -> str:
+        """Recently created items: member -> created_at."""
+        return f"{self.namespace}:new"

