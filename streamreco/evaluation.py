@@ -1,0 +1,279 @@
+"""Prequential (test-then-train) top-N evaluation, as ``/work/shared/EVALUATION.md`` defines it.
+
+Each event is first a test and then a lesson: the list the user was last shown
+is checked for the event's item, and only then does the model learn. The same
+scorer serves the offline bench, the pipeline bench and the live worker.
+
+>>> score = PrequentialScore(n=10)
+>>> score.update(["a", "b", "c"], "b", seen_before=False)   # hit at rank 2
+0.6309297535714575
+>>> score.update(["a", "b", "c"], "z", seen_before=False)   # miss
+0.0
+>>> score.update(["a"], "b", seen_before=True) is None      # a repeat: not scored
+True
+>>> score.scored, score.hits, round(score.hr, 3), round(score.ndcg, 3)
+(2, 1, 0.5, 0.315)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+
+from online_models import Profile, Recommender, build_model, recommend
+from online_models.feedback import interaction_weight
+from streamreco.events import ShopEvent
+from streamreco.store import MemoryStore, Store
+
+#: Items in the top ``POPULAR_SHARE`` by interactions count as "popular" for the bias measure.
+POPULAR_SHARE = 0.10
+
+
+def gain(recommended: Sequence[str], item: str, n: int = 10) -> float:
+    """NDCG@n gain of ``item`` in ``recommended``: ``1/log2(rank+1)``, 0 when absent.
+
+    >>> gain(["x", "y"], "x"), gain(["x", "y"], "q"), gain(["x", "y"], "y", n=1)
+    (1.0, 0.0, 0.0)
+    """
+    for rank, candidate in enumerate(recommended[:n], start=1):
+        if candidate == item:
+            return 1.0 / math.log2(rank + 1)
+    return 0.0
+
+
+@dataclass
+class PrequentialScore:
+    """Running HR@n, NDCG@n, coverage and popularity bias of a stream of (list, item) tests.
+
+    Segments of one stream add up: ``first + second`` is the score of both.
+
+    >>> a, b = PrequentialScore(), PrequentialScore()
+    >>> _ = a.update(["i1", "i2"], "i1", seen_before=False)
+    >>> _ = b.update(["i3"], "i2", seen_before=False)
+    >>> both = a + b
+    >>> both.hr, both.coverage(), both.coverage(catalogue_size=10)
+    (0.5, 1.0, 0.3)
+    """
+
+    n: int = 10
+    events: int = 0
+    scored: int = 0
+    hits: int = 0
+    gains: float = 0.0
+    recommended: Counter[str] = field(default_factory=Counter)  # item -> times in a list
+    interactions: Counter[str] = field(default_factory=Counter)  # item -> events on it
+
+    def update(self, recommended: Sequence[str], item: str, seen_before: bool) -> float | None:
+        """Test ``recommended`` (best first) against the event's ``item``; its gain, or ``None``.
+
+        Events on items the user had already interacted with are not scored.
+        """
+        self.events += 1
+        self.interactions[item] += 1
+        self.recommended.update(recommended[: self.n])
+        if seen_before:
+            return None
+        value = gain(recommended, item, self.n)
+        self.scored += 1
+        self.hits += value > 0.0
+        self.gains += value
+        return value
+
+    @property
+    def hr(self) -> float:
+        """Hit rate: share of scored events whose item was in the list."""
+        return self.hits / self.scored if self.scored else 0.0
+
+    @property
+    def ndcg(self) -> float:
+        """Mean NDCG@n over scored events (one relevant item per event)."""
+        return self.gains / self.scored if self.scored else 0.0
+
+    def coverage(self, catalogue_size: int | None = None) -> float:
+        """Distinct items recommended / catalogue size (default: distinct items in the stream)."""
+        size = catalogue_size or len(self.interactions.keys() | self.recommended.keys())
+        return len(self.recommended) / size if size else 0.0
+
+    @property
+    def popularity_bias(self) -> float:
+        """Share of recommendation slots taken by the top 10% of items by interactions.
+
+        >>> s = PrequentialScore()
+        >>> for i in range(10):
+        ...     _ = s.update(["i0", f"i{i}"], f"i{i}", seen_before=False)
+        >>> s.popularity_bias   # i0 (ties broken by name) is the top 10% and fills 11 of 20 slots
+        0.55
+        """
+        slots = sum(self.recommended.values())
+        if not slots:
+            return 0.0
+        top = max(1, round(POPULAR_SHARE * len(self.interactions)))
+        ranked = sorted(self.interactions.items(), key=lambda e: (-e[1], e[0]))[:top]
+        return sum(self.recommended[item] for item, _ in ranked) / slots
+
+    def __add__(self, other: PrequentialScore) -> PrequentialScore:
+        return PrequentialScore(
+            n=self.n,
+            events=self.events + other.events,
+            scored=self.scored + other.scored,
+            hits=self.hits + other.hits,
+            gains=self.gains + other.gains,
+            recommended=self.recommended + other.recommended,
+            interactions=self.interactions + other.interactions,
+        )
+
+    def as_dict(self, catalogue_size: int | None = None) -> dict[str, float | int]:
+        return {
+            "events": self.events,
+            "scored": self.scored,
+            "hr": self.hr,
+            "ndcg": self.ndcg,
+            "coverage": self.coverage(catalogue_size),
+            "popularity_bias": self.popularity_bias,
+        }
+
+
+class RollingScore:
+    """HR@n and NDCG@n over the last ``window`` scored events: the live worker's quality.
+
+    >>> rolling = RollingScore(window=2)
+    >>> for recommended, item in [(["a"], "a"), (["a"], "b"), (["b", "c"], "c")]:
+    ...     _ = rolling.update(recommended, item, seen_before=False)
+    >>> rolling.scored, rolling.hr, round(rolling.ndcg, 3)
+    (2, 0.5, 0.315)
+    """
+
+    def __init__(self, window: int = 1000, n: int = 10) -> None:
+        self.window = window
+        self.n = n
+        self._gains: deque[float] = deque(maxlen=window)
+
+    def update(self, recommended: Sequence[str], item: str, seen_before: bool) -> float | None:
+        if seen_before:
+            return None
+        value = gain(recommended, item, self.n)
+        self._gains.append(value)
+        return value
+
+    @property
+    def scored(self) -> int:
+        return len(self._gains)
+
+    @property
+    def hr(self) -> float:
+        return sum(g > 0.0 for g in self._gains) / len(self._gains) if self._gains else 0.0
+
+    @property
+    def ndcg(self) -> float:
+        return sum(self._gains) / len(self._gains) if self._gains else 0.0
+
+
+@dataclass
+class ReplayResult:
+    """What :func:`replay_offline` measured: one score per segment of the stream, and the time."""
+
+    model: str
+    segments: list[PrequentialScore]
+    seconds: float
+
+    @property
+    def total(self) -> PrequentialScore:
+        return sum(self.segments[1:], self.segments[0])
+
+    @property
+    def events_per_second(self) -> float:
+        return self.total.events / self.seconds if self.seconds else 0.0
+
+
+ModelSpec = str | Callable[[Store], Recommender]
+
+_RANK = itemgetter(1, 0)  # a sorted set's order, as Redis keeps it: by score, then by member
+
+
+class ReplayStore(MemoryStore):
+    """A :class:`MemoryStore` with the same answers and faster top-n reads, for long replays.
+
+    >>> store, reference = ReplayStore(), MemoryStore()
+    >>> for s in (store, reference):
+    ...     s.zincr("k", {"a": 1.0, "b": 2.0, "c": 2.0, "d": 0.5}, cap=3)
+    >>> store.ztop(["k"], 2) == reference.ztop(["k"], 2) == [[("c", 2.0), ("b", 2.0)]]
+    True
+    """
+
+    def zincr(self, key: str, deltas: Mapping[str, float], cap: int | None = None) -> None:
+        scores = self._sets.setdefault(key, {})
+        for member, delta in deltas.items():
+            scores[member] = scores.get(member, 0.0) + delta
+        if cap is not None and len(scores) > cap:
+            self._sets[key] = dict(sorted(scores.items(), key=_RANK, reverse=True)[:cap])
+
+    def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
+        sets = self._sets
+        return [sorted(sets.get(key, {}).items(), key=_RANK, reverse=True)[:n] for key in keys]
+
+
+def replay_offline(
+    model: ModelSpec,
+    interactions: Iterable[ShopEvent],
+    n: int = 10,
+    exclude_seen: bool = True,
+    progress: Callable[[int], None] | None = None,
+    split_at: Sequence[int] = (),
+    history_size: int = 50,
+) -> ReplayResult:
+    """Replay ``interactions`` through a fresh model on a :class:`ReplayStore`, test then train.
+
+    Per event, exactly what the worker does: the test list is the one last
+    published for the user (a user with none yet gets an empty list: a scored
+    miss); the model learns (when the event carries a weight); the profile
+    records the event; the refreshed top ``n`` is published and remembered as
+    shown. ``model`` is a name for :func:`online_models.build_model` or a
+    factory called with the store. ``split_at`` lists event indexes where a new
+    segment of the score starts; ``progress`` is called with the number of
+    events done every 1,000 events.
+
+    >>> events = [ShopEvent(event_id=str(k), type="view", user_id=u, item_id=i, ts=k)
+    ...           for k, (u, i) in enumerate([("a", "x"), ("b", "x"), ("c", "y"), ("c", "x")])]
+    >>> result = replay_offline("popularity", events, split_at=[2])
+    >>> [(s.events, s.hits) for s in result.segments]   # c's list after y is [x]: a hit
+    [(2, 0), (2, 1)]
+    """
+    if isinstance(model, str):
+        name = model
+        recommender = build_model(model, ReplayStore())
+    else:
+        recommender = model(ReplayStore())
+        name = getattr(model, "__name__", type(recommender).__name__)
+    boundaries = sorted(set(split_at))
+    segments = [PrequentialScore(n=n)]
+    profiles: dict[str, Profile] = {}
+    published: dict[str, list[str]] = {}
+    started = time.perf_counter()
+    for index, event in enumerate(interactions):
+        if boundaries and index == boundaries[0]:
+            boundaries.pop(0)
+            segments.append(PrequentialScore(n=n))
+        if progress is not None and index and index % 1000 == 0:
+            progress(index)
+        profile = profiles.get(event.user_id)
+        if profile is None:
+            profile = profiles[event.user_id] = Profile(event.user_id, history_size=history_size)
+        item, weight = event.item_id, interaction_weight(event)
+        if item is None or weight is None:
+            profile.last_ts = max(profile.last_ts, event.ts)
+        else:
+            shown = published.get(event.user_id, [])
+            segments[-1].update(shown, item, seen_before=item in profile.seen)
+            recommender.learn_one(profile, item, weight, event.ts)
+            profile.add(item, event.ts, weight, purchased=event.type == "purchase")
+        profile.shown = published[event.user_id] = [
+            r.item_id for r in recommend(recommender, profile, n, exclude_seen)
+        ]
+    seconds = time.perf_counter() - started
+    if progress is not None:
+        progress(sum(s.events for s in segments))
+    return ReplayResult(name, segments, seconds)

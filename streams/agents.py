@@ -1,0 +1,124 @@
+"""The agents: thin loops that hand batches to the processors and publish the results.
+
+* ``process_events``: events topic -> :class:`~streams.processor.EventProcessor`
+  -> recommendations topic (and dead letters, re-keyed events).
+* ``process_catalog``: catalog topic -> :class:`~streams.catalog.CatalogProcessor`.
+
+Processing runs in one worker thread so that the event loop keeps serving the
+consumer's heartbeats and the web server while a batch is computed; a store
+error is retried with backoff, never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import faust
+import orjson
+import redis
+
+from streamreco.settings import Settings
+from streamreco.store import Store, open_store
+from streams.catalog import CatalogProcessor
+from streams.processor import BatchResult, EventProcessor, RawMessage
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_BACKOFF = 5.0
+
+
+@dataclass
+class WorkerState:
+    """What the web views and the demo read about the running worker."""
+
+    store: Store
+    topics: dict[str, faust.TopicT]
+    events_processed: int = 0
+    dead_lettered: int = 0
+    lists_published: int = 0
+    store_errors: int = 0
+    started_at: float = field(default_factory=time.time)
+
+
+def _raw(event: faust.EventT) -> RawMessage:
+    message = event.message
+    value = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
+    return RawMessage(message.key, value, message.topic, message.partition, message.offset)
+
+
+async def _retrying(state: WorkerState, executor: concurrent.futures.Executor, fn: Any, *args: Any) -> Any:
+    """Run ``fn`` in the processing thread until the store lets it through."""
+    loop = asyncio.get_running_loop()
+    delay = 0.05
+    while True:
+        try:
+            return await loop.run_in_executor(executor, fn, *args)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            state.store_errors += 1
+            log.warning("store unavailable (%s); retrying in %.2fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF)
+
+
+def register(app: faust.App, settings: Settings) -> WorkerState:
+    """Declare topics and agents on ``app``; returns the shared worker state."""
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    topics = {
+        "events": app.topic(settings.events_topic, **raw),
+        "catalog": app.topic(settings.catalog_topic, **raw),
+        "recommendations": app.topic(settings.recommendations_topic, compacting=True, **raw),
+        "dead_letter": app.topic(settings.dead_letter_topic, **raw),
+    }
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    state = WorkerState(open_store(settings.redis_url, password), topics)
+    executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="streamreco-batch")
+    events = EventProcessor(settings, open_store(settings.redis_url, password))
+    catalog = CatalogProcessor(settings, open_store(settings.redis_url, password))
+
+    async def publish(result: BatchResult) -> None:
+        pending = []
+        for dead in result.dead_letters:
+            headers = {
+                "x-streamreco-reason": dead.reason.encode(),
+                "x-streamreco-source": f"{dead.message.topic}:{dead.message.partition}:{dead.message.offset}".encode(),
+            }
+            pending.append(
+                await topics["dead_letter"].send(key=dead.message.key, value=dead.message.value, headers=headers)
+            )
+        for user_id, value in result.rekeyed:
+            pending.append(await topics["events"].send(key=user_id, value=value))
+        for rec in result.lists:
+            pending.append(
+                await topics["recommendations"].send(
+                    key=rec.user_id.encode(), value=orjson.dumps(rec.model_dump())
+                )
+            )
+        await asyncio.gather(*pending)
+        state.dead_lettered += len(result.dead_letters)
+        state.lists_published += len(result.lists)
+        state.events_processed += result.processed
+
+    @app.agent(topics["events"], name="process_events")
+    async def process_events(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within):
+            result = await _retrying(state, executor, events.process, [_raw(e) for e in batch])
+            await publish(result)
+
+    @app.agent(topics["catalog"], name="process_catalog")
+    async def process_catalog(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within):
+            result = await _retrying(state, executor, catalog.process, [_raw(e) for e in batch])
+            await publish(result)
+
+    @app.task
+    async def declare_output_topics() -> None:
+        for name in ("recommendations", "dead_letter"):
+            await topics[name].maybe_declare()
+
+    return state

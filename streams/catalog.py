@@ -1,0 +1,57 @@
+"""Keeps item features and availability in the store, from the catalog topic.
+
+>>> from streamreco.settings import Settings
+>>> from streamreco.store import MemoryStore
+>>> store = MemoryStore()
+>>> catalog = CatalogProcessor(Settings(), store)
+>>> gone = b'{"item_id": "i1", "ts": 5, "in_stock": false}'
+>>> catalog.process([RawMessage(key=b"i1", value=gone)]).processed
+1
+>>> store.zscores("sr:unavailable", ["i1"])
+[5.0]
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from streamreco.events import InvalidEvent, parse_catalog_event
+from streamreco.keys import Keys
+from streamreco.settings import Settings
+from streamreco.store import Store
+from streams.processor import BatchResult, DeadLetter, RawMessage
+
+NEW_ITEMS_KEPT = 1000
+
+
+class CatalogProcessor:
+    """Applies item upserts and deletes; out-of-stock and deleted items become unavailable."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.keys = Keys(settings.namespace)
+        self.store = store
+
+    def process(self, messages: list[RawMessage]) -> BatchResult:
+        result = BatchResult()
+        keys, store = self.keys, self.store
+        with store.pipeline():
+            for message in messages:
+                try:
+                    item = parse_catalog_event(message.value)
+                except InvalidEvent as exc:
+                    result.dead_letters.append(DeadLetter(message, str(exc)))
+                    continue
+                unavailable = item.op == "delete" or not item.in_stock
+                store.zremove(keys.unavailable(), [item.item_id])
+                if unavailable:
+                    store.zincr(keys.unavailable(), {item.item_id: item.ts})
+                if item.op == "delete":
+                    store.delete([keys.item(item.item_id)])
+                    store.zremove(keys.new_items(), [item.item_id])
+                else:
+                    store.put({keys.item(item.item_id): orjson.dumps(item.model_dump(exclude={"v", "op"}))})
+                    if item.created_at is not None:
+                        store.zremove(keys.new_items(), [item.item_id])
+                        store.zincr(keys.new_items(), {item.item_id: item.created_at}, cap=NEW_ITEMS_KEPT)
+                result.processed += 1
+        return result

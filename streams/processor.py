@@ -1,0 +1,142 @@
+"""What the worker does with a batch of events, free of Faust so it can be tested alone.
+
+:class:`EventProcessor` takes raw messages from the events topic and returns
+what must be published: the refreshed list of every user in the batch, the
+dead letters and the messages to re-key. All Redis changes of a batch go out as
+one transaction before anything is published, so a list never runs ahead of
+the state it came from.
+
+>>> from streamreco.settings import Settings
+>>> from streamreco.store import MemoryStore
+>>> processor = EventProcessor(Settings(), MemoryStore())
+>>> view = b'{"event_id": "e1", "type": "view", "user_id": "u1", "item_id": "i1", "ts": 1}'
+>>> result = processor.process([RawMessage(key=b"u1", value=view)])
+>>> [(r.user_id, r.caused_by) for r in result.lists]
+[('u1', 'e1')]
+>>> bad = processor.process([RawMessage(key=b"u1", value=b"{not json")])
+>>> bad.dead_letters[0].reason[:15]
+'not valid JSON '
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import orjson
+
+from online_models import Profile, build_model, recommend
+from online_models.feedback import interaction_weight
+from streamreco.events import InvalidEvent, RecommendationList, ShopEvent, parse_event
+from streamreco.keys import Keys
+from streamreco.settings import Settings
+from streamreco.store import BatchStore, Store
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """One consumed message, as bytes, with where it came from."""
+
+    key: bytes | None
+    value: bytes
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that could not be processed, and why."""
+
+    message: RawMessage
+    reason: str
+
+
+@dataclass
+class BatchResult:
+    """Everything one batch asks the worker to publish."""
+
+    lists: list[RecommendationList] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    rekeyed: list[tuple[bytes, bytes]] = field(default_factory=list)  # (user_id, value)
+    processed: int = 0
+
+
+class EventProcessor:
+    """Learns from each event and recomputes each touched user's top-N list."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.namespace)
+        self.batch = BatchStore(store)
+        self.model = build_model(settings.model, self.batch, settings.namespace)
+
+    def _parse(self, messages: list[RawMessage], result: BatchResult) -> list[ShopEvent]:
+        events = []
+        for message in messages:
+            try:
+                event = parse_event(message.value)
+            except InvalidEvent as exc:
+                result.dead_letters.append(DeadLetter(message, str(exc)))
+                continue
+            if message.key != event.user_id.encode():
+                # not keyed by user: send it round again so that the worker owning
+                # this user's partition sees all of the user's events, in order
+                result.rekeyed.append((event.user_id.encode(), message.value))
+                continue
+            events.append(event)
+        return events
+
+    def _load_profiles(self, user_ids: list[str]) -> dict[str, Profile]:
+        blobs = self.batch.get([self.keys.profile(u) for u in user_ids])
+        return {
+            user: Profile.decode(user, blob, self.settings.history_size)
+            for user, blob in zip(user_ids, blobs, strict=True)
+        }
+
+    def _learn(self, profile: Profile, event: ShopEvent) -> None:
+        weight = interaction_weight(event)
+        if weight is None or event.item_id is None:
+            profile.last_ts = max(profile.last_ts, event.ts)
+            return
+        self.model.learn_one(profile, event.item_id, weight, event.ts)
+        profile.add(event.item_id, event.ts, weight, purchased=event.type == "purchase")
+
+    def _refresh(self, profile: Profile, cause: ShopEvent) -> RecommendationList:
+        items = recommend(self.model, profile, self.settings.top_n, self.settings.exclude_seen)
+        profile.shown = [item.item_id for item in items]
+        return RecommendationList(
+            user_id=profile.user_id,
+            items=items,
+            model=self.settings.model,
+            generated_at=time.time(),
+            caused_by=cause.event_id,
+            event_ts=cause.ts,
+        )
+
+    def process(self, messages: list[RawMessage]) -> BatchResult:
+        """Process a batch; on a store error nothing is written and the error propagates."""
+        result = BatchResult()
+        events = self._parse(messages, result)
+        try:
+            profiles = self._load_profiles(list(dict.fromkeys(e.user_id for e in events)))
+            last_event: dict[str, ShopEvent] = {}
+            for event in events:
+                self._learn(profiles[event.user_id], event)
+                if self.settings.coalesce_lists:
+                    last_event[event.user_id] = event
+                else:
+                    result.lists.append(self._refresh(profiles[event.user_id], event))
+            for user, cause in last_event.items():
+                result.lists.append(self._refresh(profiles[user], cause))
+            latest = {r.user_id: r for r in result.lists}
+            self.batch.put({self.keys.profile(u): p.encode() for u, p in profiles.items()})
+            self.batch.put(
+                {self.keys.latest(r.user_id): orjson.dumps(r.model_dump()) for r in latest.values()}
+            )
+            self.batch.flush()
+        except BaseException:
+            self.batch.discard()
+            raise
+        result.processed = len(events)
+        return result
