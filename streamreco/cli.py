@@ -1,22 +1,118 @@
 """The ``streamreco`` command: one entry point, a sub-command per role.
 
-Settings come from ``STREAMRECO_*`` environment variables, read once here.
+Settings come from ``STREAMRECO_*`` environment variables, read once here and
+passed down.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 
-from streamreco.settings import Settings
+from streamreco import embedded
+from streamreco.settings import EMBEDDED, Settings
+
+
+def _with_redis(settings: Settings) -> Settings:
+    """Resolve an 'embedded' Redis for a long-running command: the local one must answer."""
+    if settings.redis_url != EMBEDDED:
+        return settings
+    local = "redis://127.0.0.1:6379/0"
+    if not embedded.redis_answers(local):
+        raise SystemExit(
+            "STREAMRECO_REDIS_URL is 'embedded' and no Redis answers on 127.0.0.1:6379; "
+            "start one or set STREAMRECO_REDIS_URL=redis://host:port/0"
+        )
+    return settings.model_copy(update={"redis_url": local})
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.worker import run_worker
 
-    run_worker(settings)
+    run_worker(_with_redis(settings))
     return 0
+
+
+def _collector(settings: Settings, args: argparse.Namespace) -> int:
+    from producers.collector import run_collector
+
+    run_collector(settings)
+    return 0
+
+
+def _progress_printer(label: str):  # noqa: ANN202
+    step = {"next": 0}
+
+    def progress(done: int, total: int) -> None:
+        if done >= step["next"] or done == total:
+            print(f"\r{label}: {done:,}/{total:,}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+            step["next"] = done + max(total // 100, 1)
+
+    return progress
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    from producers.replay import replay_movielens
+
+    sent = replay_movielens(settings, rate=args.rate, limit=args.limit, progress=_progress_printer("replayed"))
+    print(f"{sent:,} MovieLens events produced to {settings.events_topic}")
+    return 0
+
+
+def _produce(settings: Settings, args: argparse.Namespace) -> int:
+    from producers.synthetic import run_synthetic
+
+    sent = run_synthetic(
+        settings, n_events=args.events, n_users=args.users, n_items=args.items,
+        rate=args.rate, seed=args.seed, progress=_progress_printer("produced"),
+    )
+    print(f"{sent:,} synthetic events produced to {settings.events_topic}")
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from streamreco.demo import run_demo
+
+    return run_demo(settings, rate=args.rate, limit=args.limit, duration=args.duration)
+
+
+def _broker(settings: Settings, args: argparse.Namespace) -> int:
+    running = embedded.start_broker(port=args.port)
+    print(f"Tansu broker listening: STREAMRECO_KAFKA_BOOTSTRAP={running.bootstrap} (Ctrl-C stops it)")
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.stop()
+    return 0
+
+
+def _lag(settings: Settings, args: argparse.Namespace) -> int:
+    from streamreco.lag import LagReader
+
+    reader = LagReader(settings, [settings.events_topic], group=args.group)
+    rows = reader.read()
+    reader.close()
+    print(f"{'topic':<30} {'partition':>9} {'committed':>10} {'end':>10} {'lag':>8}")
+    for row in rows:
+        committed = "-" if row.committed is None else str(row.committed)
+        print(f"{row.topic:<30} {row.partition:>9} {committed:>10} {row.end:>10} {row.lag:>8}")
+    worst = max((row.lag for row in rows), default=0)
+    return 1 if args.max_lag is not None and worst > args.max_lag else 0
+
+
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    if args.which == "quality":
+        from bench.quality import main as quality
+
+        return quality(args.rest)
+    raise SystemExit(f"unknown benchmark {args.which!r}")
 
 
 def _schema(settings: Settings, args: argparse.Namespace) -> int:
@@ -33,12 +129,36 @@ def build_parser() -> argparse.ArgumentParser:
         "Configure with STREAMRECO_* environment variables (see README).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("worker", help="run a worker: consume events, learn, publish lists").set_defaults(
-        run=_worker
-    )
-    commands.add_parser("schema", help="print the JSON Schemas of the event contract").set_defaults(
-        run=_schema
-    )
+
+    def command(name: str, run, help: str) -> argparse.ArgumentParser:  # noqa: A002, ANN001
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(run=run)
+        return sub
+
+    demo = command("demo", _demo, "run broker, Redis, a worker and the MovieLens replay; watch it live")
+    demo.add_argument("--rate", type=float, default=300.0, help="events per second to replay")
+    demo.add_argument("--limit", type=int, default=None, help="stop the replay after this many events")
+    demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    command("worker", _worker, "run a worker: consume events, learn, publish refreshed lists")
+    command("collector", _collector, "run the HTTP collector (POST /events)")
+    replay = command("replay", _replay, "produce MovieLens-100K ratings in timestamp order")
+    replay.add_argument("--rate", type=float, default=None, help="events per second (default: as fast as possible)")
+    replay.add_argument("--limit", type=int, default=None)
+    produce = command("produce", _produce, "produce synthetic shop traffic for load tests")
+    produce.add_argument("--events", type=int, default=100_000)
+    produce.add_argument("--users", type=int, default=10_000)
+    produce.add_argument("--items", type=int, default=10_000)
+    produce.add_argument("--rate", type=float, default=None, help="events per second (default: as fast as possible)")
+    produce.add_argument("--seed", type=int, default=0)
+    broker = command("broker", _broker, "run an embedded Tansu broker (development only; memory-only)")
+    broker.add_argument("--port", type=int, default=9092)
+    lag = command("lag", _lag, "consumer lag of the workers' group per partition")
+    lag.add_argument("--group", default=None, help="consumer group (default: STREAMRECO_APP_ID)")
+    lag.add_argument("--max-lag", type=int, default=None, help="exit 1 when any partition lags more")
+    bench = command("bench", _bench, "run a benchmark (quality); arguments after it go to the benchmark")
+    bench.add_argument("which", choices=["quality"])
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    command("schema", _schema, "print the JSON Schemas of the event contract")
     return parser
 
 

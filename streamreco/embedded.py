@@ -22,6 +22,8 @@ from pathlib import Path
 
 import redis
 
+from streamreco.settings import EMBEDDED, Settings
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
@@ -121,3 +123,15 @@ def redis_server(preferred: str = "redis://127.0.0.1:6379/0") -> Iterator[str]:
             yield f"redis://127.0.0.1:{port}/0"
         finally:
             server.shutdown()
+
+
+@contextlib.contextmanager
+def services(settings: Settings, log_dir: Path) -> Iterator[Settings]:
+    """``settings`` with every 'embedded' service started and its real address filled in."""
+    with contextlib.ExitStack() as stack:
+        update: dict[str, str] = {}
+        if settings.kafka_bootstrap == EMBEDDED:
+            update["kafka_bootstrap"] = stack.enter_context(broker(log=log_dir / "tansu.log")).bootstrap
+        if settings.redis_url == EMBEDDED:
+            update["redis_url"] = stack.enter_context(redis_server())
+        yield settings.model_copy(update=update)

@@ -25,7 +25,7 @@ import redis
 from streamreco.settings import Settings
 from streamreco.store import Store, open_store
 from streams.catalog import CatalogProcessor
-from streams.processor import BatchResult, EventProcessor, RawMessage
+from streams.processor import BatchResult, DeadLetter, EventProcessor, RawMessage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -104,17 +104,24 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
         state.lists_published += len(result.lists)
         state.events_processed += result.processed
 
+    async def handle(process: Any, batch: list[faust.EventT]) -> None:
+        messages = [_raw(e) for e in batch]
+        try:
+            result = await _retrying(state, executor, process, messages)
+        except Exception as exc:  # a bug must not lose the batch: dead-letter it, loudly
+            log.exception("batch failed")
+            result = BatchResult(dead_letters=[DeadLetter(m, f"worker error: {exc!r}") for m in messages])
+        await publish(result)
+
     @app.agent(topics["events"], name="process_events")
     async def process_events(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_max, within=settings.batch_within):
-            result = await _retrying(state, executor, events.process, [_raw(e) for e in batch])
-            await publish(result)
+            await handle(events.process, batch)
 
     @app.agent(topics["catalog"], name="process_catalog")
     async def process_catalog(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_max, within=settings.batch_within):
-            result = await _retrying(state, executor, catalog.process, [_raw(e) for e in batch])
-            await publish(result)
+            await handle(catalog.process, batch)
 
     @app.task
     async def declare_output_topics() -> None:

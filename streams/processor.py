@@ -71,7 +71,9 @@ class EventProcessor:
         self.batch = BatchStore(store)
         self.model = build_model(settings.model, self.batch, settings.namespace)
 
-    def _parse(self, messages: list[RawMessage], result: BatchResult) -> list[ShopEvent]:
+    def _parse(
+        self, messages: list[RawMessage], result: BatchResult
+    ) -> list[tuple[ShopEvent, RawMessage]]:
         events = []
         for message in messages:
             try:
@@ -84,7 +86,7 @@ class EventProcessor:
                 # this user's partition sees all of the user's events, in order
                 result.rekeyed.append((event.user_id.encode(), message.value))
                 continue
-            events.append(event)
+            events.append((event, message))
         return events
 
     def _load_profiles(self, user_ids: list[str]) -> dict[str, Profile]:
@@ -119,10 +121,15 @@ class EventProcessor:
         result = BatchResult()
         events = self._parse(messages, result)
         try:
-            profiles = self._load_profiles(list(dict.fromkeys(e.user_id for e in events)))
+            profiles = self._load_profiles(list(dict.fromkeys(e.user_id for e, _ in events)))
             last_event: dict[str, ShopEvent] = {}
-            for event in events:
-                self._learn(profiles[event.user_id], event)
+            for event, message in events:
+                try:
+                    self._learn(profiles[event.user_id], event)
+                except (ValueError, TypeError, ArithmeticError) as exc:  # a bad event, not a bad store
+                    result.dead_letters.append(DeadLetter(message, f"processing failed: {exc!r}"))
+                    continue
+                result.processed += 1
                 if self.settings.coalesce_lists:
                     last_event[event.user_id] = event
                 else:
@@ -138,5 +145,4 @@ class EventProcessor:
         except BaseException:
             self.batch.discard()
             raise
-        result.processed = len(events)
         return result
