@@ -34,10 +34,9 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from producers.sdk import shop_event, with_defaults
 from streamreco.events import InvalidEvent, ShopEvent, dumps
 from streamreco.settings import Settings
-
-from producers.sdk import shop_event, with_defaults
 
 
 @dataclass(frozen=True)
@@ -53,12 +52,12 @@ LIMITS = web.AppKey("limits", Limits)
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
 
 
-def _error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status, dumps=_dumps)
-
-
 def _dumps(data: Any) -> str:
     return orjson.dumps(data).decode()
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status, dumps=_dumps)
 
 
 def event_list(body: Any) -> list[Any]:
@@ -66,10 +65,10 @@ def event_list(body: Any) -> list[Any]:
 
     >>> event_list({"type": "view"}), event_list([{"a": 1}, 2]), event_list({"events": []})
     ([{'type': 'view'}], [{'a': 1}, 2], [])
-    >>> event_list("view")
+    >>> event_list("view")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    streamreco.events.InvalidEvent: expected an event object, an array of events or {"events": [...]}, got str
+    streamreco.events.InvalidEvent: expected an event object, an array of events or ..., got str
     """
     if isinstance(body, dict) and set(body) == {"events"} and isinstance(body["events"], list):
         return body["events"]
@@ -151,9 +150,7 @@ async def health(request: web.Request) -> web.Response:
 
 async def _producer(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_servers, acks="all", linger_ms=5
-    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_servers, acks="all", linger_ms=5)
     await producer.start()
     app[PRODUCER] = producer
     try:

@@ -11,10 +11,9 @@ import time
 from collections.abc import Callable, Iterable, Sized
 from pathlib import Path
 
+from producers.sdk import EventProducer
 from streamreco.events import CatalogEvent, ShopEvent
 from streamreco.settings import Settings
-
-from producers.sdk import EventProducer
 
 #: ``progress(done, total)``; ``total`` is 0 when unknown.
 Progress = Callable[[int, int], None]

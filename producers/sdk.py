@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -69,17 +69,21 @@ def _json(data: Mapping[str, Any]) -> bytes:
         raise InvalidEvent(f"not serialisable to JSON: {exc}") from None
 
 
+def _validated(event: Any, model: type, parse: Callable[[bytes], Any]) -> Any:
+    if isinstance(event, model):
+        return event
+    if not isinstance(event, Mapping):
+        raise InvalidEvent(f"expected a {model.__name__} or a mapping, got {type(event).__name__}")
+    return parse(_json(event))
+
+
 def shop_event(event: ShopEvent | Mapping[str, Any]) -> ShopEvent:
     """``event`` as a validated :class:`ShopEvent`, or raise :class:`InvalidEvent` saying why.
 
     A mapping goes through :func:`streamreco.events.parse_event`, so it is
     judged (and explained) exactly as the worker will judge it.
     """
-    if isinstance(event, ShopEvent):
-        return event
-    if not isinstance(event, Mapping):
-        raise InvalidEvent(f"expected a ShopEvent or a mapping, got {type(event).__name__}")
-    return parse_event(_json(event))
+    return _validated(event, ShopEvent, parse_event)
 
 
 def catalog_event(event: CatalogEvent | Mapping[str, Any]) -> CatalogEvent:
@@ -90,11 +94,7 @@ def catalog_event(event: CatalogEvent | Mapping[str, Any]) -> CatalogEvent:
     ...
     streamreco.events.InvalidEvent: price: Input should be greater than or equal to 0...
     """
-    if isinstance(event, CatalogEvent):
-        return event
-    if not isinstance(event, Mapping):
-        raise InvalidEvent(f"expected a CatalogEvent or a mapping, got {type(event).__name__}")
-    return parse_catalog_event(_json(event))
+    return _validated(event, CatalogEvent, parse_catalog_event)
 
 
 class EventProducer:
@@ -141,7 +141,9 @@ class EventProducer:
         self, type: str, user_id: str, item_id: str | None = None, **fields: Any
     ) -> ShopEvent:
         """Build an event (new ``event_id``, ``ts`` now unless given), send it, return it."""
-        event = shop_event(with_defaults({"type": type, "user_id": user_id, "item_id": item_id, **fields}))
+        event = shop_event(
+            with_defaults({"type": type, "user_id": user_id, "item_id": item_id, **fields})
+        )
         self.send(event)
         return event
 

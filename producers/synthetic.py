@@ -30,6 +30,7 @@ tens of MB; ``i<n>`` and ``u<n>`` ids are made when an event needs them.
 >>> events = list(sim.events(3000))
 >>> sorted({e.type for e in events if isinstance(e, ShopEvent)})  # doctest: +NORMALIZE_WHITESPACE
 ['add_to_cart', 'click', 'purchase', 'rating', 'remove_from_cart', 'review', 'search', 'view']
+>>> from streamreco.events import dumps
 >>> [dumps(e) for e in events[:50]] == [dumps(e) for e in list(sim.events(50))]
 True
 """
@@ -43,10 +44,9 @@ from itertools import chain
 
 import numpy as np
 
-from streamreco.events import CatalogEvent, ShopEvent, dumps
-from streamreco.settings import Settings
-
 from producers.replay import Progress, produce_events
+from streamreco.events import CatalogEvent, ShopEvent
+from streamreco.settings import Settings
 
 CATEGORY_NAMES = (
     "shoes", "jackets", "dresses", "shirts", "jeans", "bags", "watches", "sunglasses",
@@ -160,7 +160,8 @@ class ShopSimulation:
         rng = np.random.default_rng([self.seed, 0])
         n_all = self.n_items + self.max_new_items
         self.category_names = [
-            CATEGORY_NAMES[c % len(CATEGORY_NAMES)] + (f" {c // len(CATEGORY_NAMES)}" if c >= len(CATEGORY_NAMES) else "")
+            CATEGORY_NAMES[c % len(CATEGORY_NAMES)]
+            + (f" {c // len(CATEGORY_NAMES)}" if c >= len(CATEGORY_NAMES) else "")
             for c in range(self.n_categories)
         ]
         category_share = 1.0 / np.arange(1, self.n_categories + 1) ** 0.8
@@ -173,17 +174,23 @@ class ShopSimulation:
         self.initially_in_stock = rng.random(n_all) > 0.03
         # popularity: a random permutation of Zipf ranks over the initial items
         popularity = 1.0 / (rng.permutation(self.n_items) + 1.0) ** self.zipf_exponent
-        self._by_category = np.argsort(self.category[: self.n_items], kind="stable").astype(np.int32)
+        self._by_category = np.argsort(self.category[: self.n_items], kind="stable").astype(
+            np.int32
+        )
         self._item_cdf = _cdf(popularity[self._by_category])
         self._bounds = np.searchsorted(
             self.category[: self.n_items][self._by_category], np.arange(self.n_categories + 1)
         ).tolist()
-        self.favourites = rng.choice(self.n_categories, (self.n_users, 3), p=category_share).tolist()
+        self.favourites = rng.choice(
+            self.n_categories, (self.n_users, 3), p=category_share
+        ).tolist()
         self._user_cdf = _cdf(1.0 / (rng.permutation(self.n_users) + 1.0) ** 0.7)
         self.mobile = rng.random(self.n_users) < 0.6
 
     # --- the catalogue ------------------------------------------------------------
-    def item(self, index: int, ts: float, in_stock: bool, created_at: float | None = None) -> CatalogEvent:
+    def item(
+        self, index: int, ts: float, in_stock: bool, created_at: float | None = None
+    ) -> CatalogEvent:
         """The full upsert of item ``index`` as of ``ts``."""
         category = self.category_names[self.category[index]]
         brand = divmod(int(self.brand[index]), len(BRAND_PARTS))
@@ -241,8 +248,10 @@ class _Run:
         draws = self.in_category.get(category)
         if draws is None:
             lo, hi = self.sim._bounds[category], self.sim._bounds[category + 1]
-            draws = self.any_item if lo == hi else _draws(
-                self.rng, self.sim._item_cdf, lo, hi, self.sim._by_category
+            draws = (
+                self.any_item
+                if lo == hi
+                else _draws(self.rng, self.sim._item_cdf, lo, hi, self.sim._by_category)
             )
             self.in_category[category] = draws
         return next(draws)
