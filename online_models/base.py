@@ -15,6 +15,7 @@ that several workers share it.
 from __future__ import annotations
 
 import abc
+import functools
 from dataclasses import dataclass
 
 from river import base
@@ -53,7 +54,7 @@ class Recommender(base.Estimator):
             self.store = MemoryStore()
         return self.store
 
-    @property
+    @functools.cached_property
     def keys(self) -> Keys:
         return Keys(self.namespace)
 
