@@ -37,7 +37,6 @@ class DemoView:
     """What the screen shows, updated by the background threads."""
 
     produced: int = 0
-    to_produce: int = 0
     health: dict = field(default_factory=dict)
     lag: int = 0
     rate: float = 0.0
@@ -47,7 +46,7 @@ class DemoView:
     def render(self) -> Group:
         quality = self.health.get("quality", {})
         stats = Table(title="streamreco demo  (Ctrl-C to stop)", show_header=False, expand=False)
-        stats.add_row("events produced", f"{self.produced:,} / {self.to_produce:,}")
+        stats.add_row("events on the events topic", f"{self.produced:,}")
         stats.add_row("events processed", f"{self.health.get('events_processed', 0):,}")
         stats.add_row("events/s (worker)", f"{self.rate:,.0f}")
         stats.add_row("consumer lag", f"{self.lag:,}")
@@ -96,20 +95,22 @@ def _poll_worker(settings: Settings, view: DemoView, stop: threading.Event) -> N
             with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/health", timeout=2) as r:
                 view.health = orjson.loads(r.read())
         with contextlib.suppress(Exception):
-            view.lag = sum(p.lag for p in lag.read())
+            partitions = lag.read()
+            view.lag = sum(p.lag for p in partitions)
+            view.produced = sum(p.end for p in partitions)
         now, processed = time.monotonic(), view.health.get("events_processed", 0)
         view.rate = (processed - last[1]) / max(now - last[0], 1e-9)
         last = (now, processed)
     lag.close()
 
 
-def _replay(settings: Settings, rate: float, limit: int | None, view: DemoView) -> None:
-    from producers.replay import replay_movielens
-
-    def progress(done: int, total: int) -> None:
-        view.produced, view.to_produce = done, total
-
-    replay_movielens(settings, rate=rate, limit=limit, progress=progress)
+def _child(command: list[str], settings: Settings, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamreco.cli", *command],
+        env={**os.environ, **settings.to_env()},
+        stdout=open(log, "ab"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
 
 
 def run_demo(settings: Settings, rate: float, limit: int | None, duration: float | None) -> int:
@@ -119,17 +120,13 @@ def run_demo(settings: Settings, rate: float, limit: int | None, duration: float
         logs = Path(folder)
         with embedded.services(settings, logs) as live_settings:
             console.print(f"broker {live_settings.kafka_bootstrap}, Redis {live_settings.redis_url}")
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "streamreco.cli", "worker"],
-                env={**os.environ, **live_settings.to_env()},
-                stdout=open(logs / "worker.log", "ab"),  # noqa: SIM115
-                stderr=subprocess.STDOUT,
-            )
+            worker = _child(["worker"], live_settings, logs / "worker.log")
+            replay = ["replay", "--rate", str(rate)] + (["--limit", str(limit)] if limit else [])
+            producer = _child(replay, live_settings, logs / "replay.log")
             view, stop = DemoView(), threading.Event()
             threads = [
                 threading.Thread(target=_follow_lists, args=(live_settings, view, stop), daemon=True),
                 threading.Thread(target=_poll_worker, args=(live_settings, view, stop), daemon=True),
-                threading.Thread(target=_replay, args=(live_settings, rate, limit, view), daemon=True),
             ]
             for thread in threads:
                 thread.start()
@@ -143,10 +140,12 @@ def run_demo(settings: Settings, rate: float, limit: int | None, duration: float
                 pass
             finally:
                 stop.set()
-                worker.terminate()
-                worker.wait(30)
+                for child in (producer, worker):
+                    child.terminate()
+                    child.wait(30)
             console.print(view.render())
-            if worker.returncode not in (0, -15, None):
-                console.print((logs / "worker.log").read_text()[-3000:])
-                return 1
+            for name, child in (("worker", worker), ("replay", producer)):
+                if child.returncode not in (0, -15):
+                    console.print(f"{name} failed:\n" + (logs / f"{name}.log").read_text()[-3000:])
+                    return 1
     return 0
