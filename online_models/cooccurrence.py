@@ -3,11 +3,12 @@
 On each interaction with item ``i``, every item ``j`` among the user's last
 ``window`` items gets ``co[j][i]`` and ``co[i][j]`` raised by the interaction's
 weight times ``recency ** position`` (the most recent item counts most), and
-the first-order transition ``last -> i`` is counted. A user's candidates are
-the neighbours of their recent items, each scored by the recency-weighted sum
-of co-occurrence divided by ``count(candidate) ** alpha`` (so that
+the directed transitions ``j -> i`` from the user's last ``transition_steps``
+items are counted, ``transition_decay ** position`` each. A user's candidates
+are the neighbours of their recent items, each scored by the recency-weighted
+sum of co-occurrence divided by ``count(candidate) ** alpha`` (so that
 blockbusters, which co-occur with everything, do not win by default), plus the
-transitions from the user's last item.
+transitions from the user's last items, each as a share of that item's count.
 
 >>> from online_models.profile import Profile
 >>> model = ItemCooccurrence()
@@ -43,7 +44,12 @@ class ItemCooccurrence(Recommender):
     alpha
         Popularity normalisation: candidate scores are divided by ``count ** alpha``.
     transition_weight
-        Weight of first-order transitions from the user's last item.
+        Weight of transitions from the user's last items.
+    transition_steps
+        How many of the user's last items count a transition to the next item
+        (1: first-order transitions only).
+    transition_decay
+        Weight multiplier per step between the two items of a transition.
     neighbours
         Neighbours kept per item (the row is trimmed to the strongest).
     fanout
@@ -56,6 +62,8 @@ class ItemCooccurrence(Recommender):
         recency: float = 0.9,
         alpha: float = 0.5,
         transition_weight: float = 1.0,
+        transition_steps: int = 1,
+        transition_decay: float = 0.5,
         neighbours: int = 200,
         fanout: int = 50,
         store: Store | None = None,
@@ -66,6 +74,8 @@ class ItemCooccurrence(Recommender):
         self.recency = recency
         self.alpha = alpha
         self.transition_weight = transition_weight
+        self.transition_steps = transition_steps
+        self.transition_decay = transition_decay
         self.neighbours = neighbours
         self.fanout = fanout
 
@@ -78,31 +88,38 @@ class ItemCooccurrence(Recommender):
             row[other] = pair_weight
             state.zincr(keys.neighbours(other), {item: pair_weight}, cap=self.neighbours)
         state.zincr(keys.neighbours(item), row, cap=self.neighbours)
-        if recent:
-            state.zincr(keys.transitions(recent[0]), {item: 1.0}, cap=self.neighbours)
+        for position, previous in enumerate(recent[: self.transition_steps]):
+            step = {item: self.transition_decay**position}
+            state.zincr(keys.transitions(previous), step, cap=self.neighbours)
         state.zincr(keys.counts(), {item: 1.0})
 
     def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
-        recent = profile.recent_items(self.window)
+        recent = profile.recent_items(max(self.window, self.transition_steps))
         if not recent:
             return {}
         keys, state = self.keys, self.state
+        similar, following = recent[: self.window], recent[: self.transition_steps]
         rows = state.ztop(
-            [keys.neighbours(j) for j in recent] + [keys.transitions(recent[0])], self.fanout
+            [keys.neighbours(j) for j in similar] + [keys.transitions(j) for j in following],
+            self.fanout,
         )
         totals: defaultdict[str, float] = defaultdict(float)
         best_source: dict[str, tuple[float, str]] = {}
-        for position, (source, row) in enumerate(zip(recent, rows, strict=False)):
-            recency = self.recency**position
+
+        def add(source: str, row: list[tuple[str, float]], weight: float) -> None:
             for item, strength in row:
-                contribution = recency * strength
+                contribution = weight * strength
                 totals[item] += contribution
                 if contribution > best_source.get(item, (0.0, ""))[0]:
                     best_source[item] = (contribution, source)
-        (last_count,) = state.zscores(keys.counts(), [recent[0]])
-        for item, count in rows[-1]:
-            totals[item] += self.transition_weight * count / (last_count or 1.0)
-            best_source.setdefault(item, (0.0, recent[0]))
+
+        for position, (source, row) in enumerate(zip(similar, rows, strict=False)):
+            add(source, row, self.recency**position)
+        source_counts = state.zscores(keys.counts(), following)
+        for position, (source, row, count) in enumerate(
+            zip(following, rows[len(similar) :], source_counts, strict=True)
+        ):
+            add(source, row, self.transition_weight * self.recency**position / (count or 1.0))
         items = list(totals)
         counts = state.zscores(keys.counts(), items)
         scores = {
