@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     )
     history_size: int = Field(50, ge=1, description="recent items kept per user")
 
+    quality_window: int = Field(
+        10_000, ge=1, description="events over which the worker's live HR@N and NDCG@N are taken"
+    )
+
     # --- the worker -----------------------------------------------------------
     batch_max: int = Field(500, ge=1, description="events taken from the stream at once")
     batch_within: float = Field(0.005, gt=0, description="seconds to wait to fill a batch")

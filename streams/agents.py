@@ -44,6 +44,14 @@ class WorkerState:
     lists_published: int = 0
     store_errors: int = 0
     started_at: float = field(default_factory=time.time)
+    processor: EventProcessor | None = None
+
+    def quality(self) -> dict[str, float]:
+        """The rolling online HR@N / NDCG@N of the lists this worker published."""
+        if self.processor is None:
+            return {}
+        score = self.processor.quality
+        return {"hr": score.hr, "ndcg": score.ndcg, "scored": score.scored, "window": score.window}
 
 
 def _raw(event: faust.EventT) -> RawMessage:
@@ -80,6 +88,7 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
     executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="streamreco-batch")
     events = EventProcessor(settings, open_store(settings.redis_url, password))
     catalog = CatalogProcessor(settings, open_store(settings.redis_url, password))
+    state.processor = events
 
     async def publish(result: BatchResult) -> None:
         pending = []

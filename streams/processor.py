@@ -27,6 +27,7 @@ import orjson
 
 from online_models import Profile, build_model, recommend
 from online_models.feedback import interaction_weight
+from streamreco.evaluation import RollingScore
 from streamreco.events import InvalidEvent, RecommendationList, ShopEvent, parse_event
 from streamreco.keys import Keys
 from streamreco.settings import Settings
@@ -70,6 +71,7 @@ class EventProcessor:
         self.keys = Keys(settings.namespace)
         self.batch = BatchStore(store)
         self.model = build_model(settings.model, self.batch, settings.namespace)
+        self.quality = RollingScore(window=settings.quality_window, n=settings.top_n)
 
     def _parse(
         self, messages: list[RawMessage], result: BatchResult
@@ -96,11 +98,13 @@ class EventProcessor:
             for user, blob in zip(user_ids, blobs, strict=True)
         }
 
-    def _learn(self, profile: Profile, event: ShopEvent) -> None:
+    def _learn(self, profile: Profile, event: ShopEvent, tests: list) -> None:
         weight = interaction_weight(event)
         if weight is None or event.item_id is None:
             profile.last_ts = max(profile.last_ts, event.ts)
             return
+        # test, then train: was the item in the list this user was last shown?
+        tests.append((profile.shown, event.item_id, event.item_id in profile.seen))
         self.model.learn_one(profile, event.item_id, weight, event.ts)
         profile.add(event.item_id, event.ts, weight, purchased=event.type == "purchase")
 
@@ -123,9 +127,10 @@ class EventProcessor:
         try:
             profiles = self._load_profiles(list(dict.fromkeys(e.user_id for e, _ in events)))
             last_event: dict[str, ShopEvent] = {}
+            tests: list[tuple[list[str], str, bool]] = []  # scored once the batch is written
             for event, message in events:
                 try:
-                    self._learn(profiles[event.user_id], event)
+                    self._learn(profiles[event.user_id], event, tests)
                 except (ValueError, TypeError, ArithmeticError) as exc:  # a bad event, not a bad store
                     result.dead_letters.append(DeadLetter(message, f"processing failed: {exc!r}"))
                     continue
@@ -145,4 +150,6 @@ class EventProcessor:
         except BaseException:
             self.batch.discard()
             raise
+        for shown, item, seen_before in tests:
+            self.quality.update(shown, item, seen_before)
         return result

@@ -39,6 +39,7 @@ def register(app: faust.App, settings: Settings, state: WorkerState) -> None:
                 "lists_published": state.lists_published,
                 "dead_lettered": state.dead_lettered,
                 "store_errors": state.store_errors,
+                "quality": state.quality(),
             }
             return self.bytes(orjson.dumps(body), content_type="application/json",
                               status=200 if body["status"] == "ok" else 503)

@@ -1,0 +1,122 @@
+"""The batch processor on its own: pure logic over an in-memory store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from online_models import Profile
+from streamreco.settings import Settings
+from streamreco.store import MemoryStore
+from streams.catalog import CatalogProcessor
+from streams.processor import EventProcessor, RawMessage
+
+
+def message(event_id: str, type_: str, user: str, item: str | None = None, key: bytes | None = None, **extra):
+    body = {"event_id": event_id, "type": type_, "user_id": user, "ts": 1000.0, **extra}
+    if item is not None:
+        body["item_id"] = item
+    return RawMessage(key=user.encode() if key is None else key, value=json.dumps(body).encode())
+
+
+@pytest.fixture
+def store():
+    return MemoryStore()
+
+
+def crowd(processor: EventProcessor) -> None:
+    processor.process([
+        message(f"c{u}{i}", "view", f"crowd{u}", i) for u in range(4) for i in ("tent", "stove", "lamp")
+    ])
+
+
+def test_one_list_per_user_per_batch_reflects_all_of_the_users_events(store):
+    processor = EventProcessor(Settings(), store)
+    crowd(processor)
+    result = processor.process([message("a1", "view", "ann", "tent"), message("a2", "view", "ann", "stove")])
+    (rec,) = result.lists
+    assert rec.caused_by == "a2" and result.processed == 2
+    assert [i.item_id for i in rec.items][:1] == ["lamp"]
+
+
+def test_one_list_per_event_when_not_coalescing(store):
+    processor = EventProcessor(Settings(coalesce_lists=False), store)
+    result = processor.process([message("a1", "view", "ann", "tent"), message("a2", "view", "ann", "stove")])
+    assert [r.caused_by for r in result.lists] == ["a1", "a2"]
+
+
+def test_state_is_written_once_per_batch_and_read_back(store):
+    processor = EventProcessor(Settings(), store)
+    processor.process([message("a1", "purchase", "ann", "tent")])
+    (blob,) = store.get(["sr:{u:ann}:profile"])
+    profile = Profile.decode("ann", blob)
+    assert profile.purchased == {"tent"} and profile.n_events == 1
+    (latest,) = store.get(["sr:{u:ann}:latest"])
+    assert json.loads(latest)["caused_by"] == "a1"
+
+
+def test_events_not_keyed_by_user_are_sent_round_again(store):
+    processor = EventProcessor(Settings(), store)
+    result = processor.process([message("a1", "view", "ann", "tent", key=b"")])
+    assert result.processed == 0 and result.lists == []
+    assert result.rekeyed == [(b"ann", message("a1", "view", "ann", "tent").value)]
+
+
+def test_invalid_events_become_dead_letters_with_reasons(store):
+    processor = EventProcessor(Settings(), store)
+    raw = [RawMessage(b"u", b"[1, 2]"), message("x", "rating", "u", "i")]
+    result = processor.process(raw)
+    assert [d.message for d in result.dead_letters] == raw
+    assert "expected a JSON object" in result.dead_letters[0].reason
+    assert "value: a 'rating' event needs a value" in result.dead_letters[1].reason
+
+
+class FailingOnce(MemoryStore):
+    def __init__(self):
+        super().__init__()
+        self.fail = True
+
+    def put(self, values):
+        if self.fail:
+            self.fail = False
+            raise ConnectionError("redis went away")
+        super().put(values)
+
+
+def test_a_failed_batch_changes_nothing_and_its_retry_applies_once():
+    store = FailingOnce()
+    processor = EventProcessor(Settings(), store)
+    batch = [message("a1", "view", "ann", "tent")]
+    with pytest.raises(ConnectionError):
+        processor.process(batch)
+    assert store.get(["sr:{u:ann}:profile"]) == [None]
+    assert store.ztop(["sr:counts"], 5) == [[]]
+    processor.process(batch)
+    assert Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0]).n_events == 1
+    assert processor.quality.scored == 1
+
+
+def test_live_quality_scores_each_event_against_the_list_shown_before_it(store):
+    processor = EventProcessor(Settings(), store)
+    crowd(processor)
+    processor.process([message("a1", "view", "ann", "tent")])
+    shown = Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0]).shown
+    before = processor.quality.scored
+    processor.process([message("a2", "view", "ann", shown[0])])
+    assert processor.quality.scored == before + 1
+    assert processor.quality.hr > 0
+
+
+def test_catalogue_changes_make_items_unavailable_and_back(store):
+    catalog = CatalogProcessor(Settings(), store)
+    out = {"item_id": "lamp", "ts": 5, "in_stock": False, "created_at": 1}
+    catalog.process([RawMessage(b"lamp", json.dumps(out).encode())])
+    assert store.zscores("sr:unavailable", ["lamp"]) == [5.0]
+    catalog.process([RawMessage(b"lamp", json.dumps({**out, "in_stock": True}).encode())])
+    assert store.zscores("sr:unavailable", ["lamp"]) == [None]
+    assert store.zscores("sr:new", ["lamp"]) == [1.0]
+    catalog.process([RawMessage(b"lamp", json.dumps({"op": "delete", "item_id": "lamp", "ts": 9}).encode())])
+    assert store.zscores("sr:unavailable", ["lamp"]) == [9.0] and store.get(["sr:item:lamp"]) == [None]
+    bad = catalog.process([RawMessage(b"x", b'{"item_id": "x"}')])
+    assert "ts" in bad.dead_letters[0].reason

@@ -1,0 +1,115 @@
+"""One contract suite for every store backend: memory, Redis, and the write-behind batch."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from streamreco.store import BatchStore, MemoryStore, Store, open_store
+
+
+class FlushingBatch(BatchStore):
+    """A BatchStore whose every write is flushed at once, to run the contract through it."""
+
+    def _flushed(self, method: str, *args: object) -> None:
+        getattr(BatchStore, method)(self, *args)
+        self.flush()
+
+    def put(self, values):  # noqa: ANN001
+        self._flushed("put", values)
+
+    def delete(self, keys):  # noqa: ANN001
+        self._flushed("delete", list(keys))
+
+    def zincr(self, key, deltas, cap=None):  # noqa: ANN001
+        self._flushed("zincr", key, deltas, cap)
+
+    def zremove(self, key, members):  # noqa: ANN001
+        self._flushed("zremove", key, list(members))
+
+
+@pytest.fixture(params=["memory", "redis", "batch"])
+def store(request: pytest.FixtureRequest) -> Iterator[tuple[Store, str]]:
+    prefix = f"test{uuid.uuid4().hex[:8]}:"
+    if request.param == "memory":
+        yield MemoryStore(), prefix
+    elif request.param == "batch":
+        yield FlushingBatch(MemoryStore()), prefix
+    else:
+        redis_store = open_store(request.getfixturevalue("redis_url"))
+        yield redis_store, prefix
+        redis_store.delete(list(redis_store.scan(prefix)))
+        redis_store.close()
+
+
+def test_blobs_round_trip_and_delete(store):
+    s, p = store
+    s.put({p + "a": b"1", p + "b": b"\x00\xff"})
+    assert s.get([p + "a", p + "b", p + "missing"]) == [b"1", b"\x00\xff", None]
+    s.delete([p + "a"])
+    assert s.get([p + "a"]) == [None]
+
+
+def test_scored_sets_increment_rank_and_cap(store):
+    s, p = store
+    s.zincr(p + "z", {"x": 1.0, "y": 2.5})
+    s.zincr(p + "z", {"x": 2.0, "w": 0.5})
+    assert s.ztop([p + "z"], 2) == [[("x", 3.0), ("y", 2.5)]]
+    assert s.zscores(p + "z", ["w", "nope"]) == [0.5, None]
+    s.zincr(p + "z", {"v": 0.1}, cap=2)
+    assert s.ztop([p + "z"], 10) == [[("x", 3.0), ("y", 2.5)]]
+    s.zremove(p + "z", ["x"])
+    assert s.ztop([p + "z", p + "empty"], 10) == [[("y", 2.5)], []]
+
+
+def test_ties_are_ranked_like_redis(store):
+    s, p = store
+    s.zincr(p + "t", {"a": 1.0, "c": 1.0, "b": 1.0})
+    assert [m for m, _ in s.ztop([p + "t"], 2)[0]] == ["c", "b"]
+
+
+def test_a_removed_member_restarts_from_zero(store):
+    s, p = store
+    s.zincr(p + "r", {"m": 5.0})
+    s.zremove(p + "r", ["m"])
+    s.zincr(p + "r", {"m": 1.0})
+    assert s.zscores(p + "r", ["m"]) == [1.0]
+
+
+def test_scan_finds_keys_by_prefix(store):
+    s, p = store
+    s.put({p + "k1": b"1"})
+    s.zincr(p + "k2", {"m": 1.0})
+    assert sorted(s.scan(p)) == [p + "k1", p + "k2"]
+
+
+def test_a_batch_reads_its_own_writes_before_the_flush():
+    inner = MemoryStore()
+    inner.zincr("z", {"old": 2.0, "gone": 9.0})
+    batch = BatchStore(inner)
+    batch.zincr("z", {"old": 1.0, "new": 2.5})
+    batch.zremove("z", ["gone"])
+    batch.put({"k": b"v"})
+    assert batch.ztop(["z"], 5) == [[("old", 3.0), ("new", 2.5)]]
+    assert batch.get(["k"]) == [b"v"] and inner.get(["k"]) == [None]
+    assert inner.ztop(["z"], 5) == [[("gone", 9.0), ("old", 2.0)]]
+    batch.flush()
+    assert inner.ztop(["z"], 5) == [[("old", 3.0), ("new", 2.5)]]
+    assert inner.get(["k"]) == [b"v"]
+
+
+def test_a_discarded_batch_writes_nothing():
+    inner = MemoryStore()
+    batch = BatchStore(inner)
+    batch.put({"k": b"v"})
+    batch.zincr("z", {"m": 1.0})
+    batch.discard()
+    batch.flush()
+    assert inner.get(["k"]) == [None] and inner.ztop(["z"], 1) == [[]]
+
+
+def test_unknown_store_url_is_a_clear_error():
+    with pytest.raises(ValueError, match="no store for URL scheme 'mongodb'"):
+        open_store("mongodb://x")
