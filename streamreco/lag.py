@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -30,7 +31,34 @@ class LagReader:
         self.group = group or settings.app_id
         self.topics = topics
         self.admin = KafkaAdminClient(bootstrap_servers=settings.kafka_servers, client_id="streamreco-lag")
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_servers, group_id=None)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.kafka_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=64 * 1024,
+        )
+
+    def _end_offsets(self, partitions: list[TopicPartition], timeout: float = 2.0) -> dict[TopicPartition, int]:
+        """End offsets as the high watermark of a fetch at the listed end.
+
+        Some Kafka-protocol brokers (Tansu 0.x) answer ListOffsets(latest) with the
+        base offset of the last record batch plus one, not the offset after its
+        last record; the high watermark that a fetch reports is right on all of
+        them, so the listed end is only used as a place to fetch from.
+        """
+        listed = self.consumer.end_offsets(partitions)
+        self.consumer.unsubscribe()  # fresh partition states: no high watermark from before
+        self.consumer.assign(partitions)
+        waiting = []
+        for tp in partitions:
+            if listed[tp] > 0:
+                self.consumer.seek(tp, listed[tp] - 1)
+                waiting.append(tp)
+        deadline = time.monotonic() + timeout
+        while waiting and time.monotonic() < deadline:
+            self.consumer.poll(timeout_ms=100)
+            waiting = [tp for tp in waiting if self.consumer.highwater(tp) is None]
+        return {tp: max(listed[tp], self.consumer.highwater(tp) or 0) for tp in partitions}
 
     def read(self) -> list[PartitionLag]:
         partitions = [
@@ -40,8 +68,8 @@ class LagReader:
         ]
         if not partitions:
             return []
-        committed = self.admin.list_consumer_group_offsets(self.group, partitions=partitions)
-        ends = self.consumer.end_offsets(partitions)
+        committed = self.admin.list_group_offsets({self.group: partitions}).get(self.group, {})
+        ends = self._end_offsets(partitions)
         result = []
         for tp in partitions:
             meta = committed.get(tp)
