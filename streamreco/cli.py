@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     demo = command("demo", _demo, "run broker, Redis, a worker and the MovieLens replay; watch it live")
-    demo.add_argument("--rate", type=float, default=300.0, help="events per second to replay")
+    demo.add_argument("--rate", type=float, default=200.0, help="events per second to replay")
     demo.add_argument("--limit", type=int, default=None, help="stop the replay after this many events")
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     command("worker", _worker, "run a worker: consume events, learn, publish refreshed lists")
