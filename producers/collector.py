@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp_cors
 import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
@@ -175,6 +176,14 @@ def make_app(settings: Settings, limits: Limits = Limits()) -> web.Application:
     app.cleanup_ctx.append(_producer)
     app.router.add_post("/events", post_events)
     app.router.add_get("/health", health)
+    origins = [o.strip() for o in settings.collector_cors_origins.split(",") if o.strip()]
+    if origins:  # browsers on the shop's pages post from another origin
+        cors = aiohttp_cors.setup(app, defaults={
+            origin: aiohttp_cors.ResourceOptions(allow_headers="*", allow_methods=["POST", "GET"])
+            for origin in origins
+        })
+        for route in list(app.router.routes()):
+            cors.add(route)
     return app
 
 

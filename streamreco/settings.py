@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
     collector_port: int = Field(8080, ge=1, le=65535)
+    collector_cors_origins: str = Field(
+        "*", description="comma-separated origins whose pages may POST events ('' turns CORS off)"
+    )
     log_level: str = "info"
 
     def to_env(self) -> dict[str, str]:

@@ -137,6 +137,16 @@ async def test_health(client: TestClient) -> None:
     assert (response.status, await response.json()) == (200, {"status": "ok"})
 
 
+async def test_browsers_on_another_origin_may_post(client: TestClient) -> None:
+    preflight = await client.options(
+        "/events",
+        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"},
+    )
+    assert preflight.status == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] in ("*", "https://shop.example")
+
+
 # --- the SDK -----------------------------------------------------------------------------
 def test_sdk_sends_valid_events_and_refuses_invalid_ones(settings: Settings, read_topic) -> None:
     with EventProducer(settings) as producer:
