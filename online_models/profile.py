@@ -12,8 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import hashlib
+
 import msgpack
 import numpy as np
+
+#: How many of a user's latest event ids are remembered to drop duplicates
+#: (a producer's retry); redeliveries by Kafka are caught by offset instead.
+RECENT_EVENT_IDS = 16
 
 
 @dataclass
@@ -28,7 +34,22 @@ class Profile:
     shown: list[str] = field(default_factory=list)
     n_events: int = 0
     last_ts: float = 0.0
+    recent_events: list[int] = field(default_factory=list)  # hashes of the last event ids
     history_size: int = 50
+
+    def is_duplicate(self, event_id: str) -> bool:
+        """Whether ``event_id`` is among the user's last recorded events; records it if not.
+
+        >>> p = Profile("u")
+        >>> p.is_duplicate("e1"), p.is_duplicate("e2"), p.is_duplicate("e1")
+        (False, False, True)
+        """
+        digest = int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+        if digest in self.recent_events:
+            return True
+        self.recent_events.append(digest)
+        del self.recent_events[:-RECENT_EVENT_IDS]
+        return False
 
     def add(self, item: str, ts: float, weight: float, purchased: bool = False) -> None:
         """Record an interaction, keeping the ``history_size`` most recent."""
@@ -60,6 +81,7 @@ class Profile:
                 self.shown,
                 self.n_events,
                 self.last_ts,
+                self.recent_events,
             ],
             use_bin_type=True,
         )
@@ -68,7 +90,7 @@ class Profile:
     def decode(cls, user_id: str, blob: bytes | None, history_size: int = 50) -> Profile:
         if blob is None:
             return cls(user_id, history_size=history_size)
-        history, seen, purchased, factors, shown, n_events, last_ts = msgpack.unpackb(blob)
+        history, seen, purchased, factors, shown, n_events, last_ts, recent = msgpack.unpackb(blob)
         return cls(
             user_id,
             history=[tuple(h) for h in history],
@@ -78,5 +100,6 @@ class Profile:
             shown=shown,
             n_events=n_events,
             last_ts=last_ts,
+            recent_events=recent,
             history_size=history_size,
         )

@@ -31,6 +31,14 @@ class Keys:
         """The last published recommendation list, as its JSON."""
         return f"{self.user_prefix(user_id)}latest"
 
+    def applied_offsets(self, topic: str) -> str:
+        """Highest offset applied to the state, per partition of ``topic``: member -> offset.
+
+        Written in the same transaction as the state, so a redelivered message is
+        recognised and not applied twice.
+        """
+        return f"{self.namespace}:offsets:{topic}"
+
     # --- per item and global (shared by all workers, updated by increments) ------
     def item(self, item_id: str) -> str:
         """Catalogue features of an item, as JSON."""
@@ -58,6 +66,10 @@ class Keys:
     def popularity(self, period: int | None) -> str:
         """Time-decayed popularity in one decay period (``None``: no decay)."""
         return f"{self.namespace}:pop" if period is None else f"{self.namespace}:pop:{period}"
+
+    def popularity_clock(self) -> str:
+        """The latest decay period popularity was learned in, as ASCII digits."""
+        return f"{self.namespace}:pop:clock"
 
     def unavailable(self) -> str:
         """Items out of stock or deleted: member -> since when."""

@@ -43,6 +43,7 @@ class RawMessage:
     topic: str = ""
     partition: int = -1
     offset: int = -1
+    timestamp: float | None = None  # the record's Kafka timestamp, Unix seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,8 @@ class BatchResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     rekeyed: list[tuple[bytes, bytes]] = field(default_factory=list)  # (user_id, value)
     processed: int = 0
+    duplicates: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)  # processed events per type
 
 
 class EventProcessor:
@@ -120,32 +123,75 @@ class EventProcessor:
             event_ts=cause.ts,
         )
 
+    def _applied_offsets(self, messages: list[RawMessage]) -> dict[tuple[str, int], float]:
+        partitions = {(m.topic, m.partition) for m in messages if m.offset >= 0}
+        applied = {}
+        for topic in {t for t, _ in partitions}:
+            members = sorted(str(p) for t, p in partitions if t == topic)
+            scores = self.batch.zscores(self.keys.applied_offsets(topic), members)
+            applied.update({(topic, int(p)): o for p, o in zip(members, scores, strict=True) if o is not None})
+        return applied
+
+    def _record_offsets(self, messages: list[RawMessage]) -> None:
+        highest: dict[tuple[str, int], int] = {}
+        for m in messages:
+            if m.offset >= 0:
+                highest[m.topic, m.partition] = max(m.offset, highest.get((m.topic, m.partition), -1))
+        for (topic, partition), offset in highest.items():
+            key = self.keys.applied_offsets(topic)
+            self.batch.zremove(key, [str(partition)])
+            self.batch.zincr(key, {str(partition): float(offset)})
+
+    def _republish(self, users: list[str]) -> list[RecommendationList]:
+        """The stored latest lists of ``users``, for events already applied before a restart."""
+        blobs = self.batch.get([self.keys.latest(u) for u in users])
+        return [RecommendationList.model_validate_json(b) for b in blobs if b is not None]
+
     def process(self, messages: list[RawMessage]) -> BatchResult:
-        """Process a batch; on a store error nothing is written and the error propagates."""
+        """Process a batch; on a store error nothing is written and the error propagates.
+
+        Messages at or below the offset already applied for their partition (a
+        redelivery after a crash) change no state; their users' stored lists are
+        published again. Events whose id the user sent just before are counted
+        as duplicates and skipped.
+        """
         result = BatchResult()
-        events = self._parse(messages, result)
         try:
+            applied = self._applied_offsets(messages)
+            events, replayed = [], {}
+            for event, message in self._parse(messages, result):
+                if 0 <= message.offset <= applied.get((message.topic, message.partition), -1):
+                    replayed[event.user_id] = event
+                else:
+                    events.append((event, message))
             profiles = self._load_profiles(list(dict.fromkeys(e.user_id for e, _ in events)))
             last_event: dict[str, ShopEvent] = {}
             tests: list[tuple[list[str], str, bool]] = []  # scored once the batch is written
             for event, message in events:
+                profile = profiles[event.user_id]
+                if profile.is_duplicate(event.event_id):
+                    result.duplicates += 1
+                    continue
                 try:
-                    self._learn(profiles[event.user_id], event, tests)
+                    self._learn(profile, event, tests)
                 except (ValueError, TypeError, ArithmeticError) as exc:  # a bad event, not a bad store
                     result.dead_letters.append(DeadLetter(message, f"processing failed: {exc!r}"))
                     continue
                 result.processed += 1
+                result.by_type[event.type] = result.by_type.get(event.type, 0) + 1
                 if self.settings.coalesce_lists:
                     last_event[event.user_id] = event
                 else:
-                    result.lists.append(self._refresh(profiles[event.user_id], event))
+                    result.lists.append(self._refresh(profile, event))
             for user, cause in last_event.items():
                 result.lists.append(self._refresh(profiles[user], cause))
             latest = {r.user_id: r for r in result.lists}
+            result.lists.extend(self._republish([u for u in replayed if u not in latest]))
             self.batch.put({self.keys.profile(u): p.encode() for u, p in profiles.items()})
             self.batch.put(
                 {self.keys.latest(r.user_id): orjson.dumps(r.model_dump()) for r in latest.values()}
             )
+            self._record_offsets(messages)
             self.batch.flush()
         except BaseException:
             self.batch.discard()

@@ -120,3 +120,28 @@ def test_catalogue_changes_make_items_unavailable_and_back(store):
     assert store.zscores("sr:unavailable", ["lamp"]) == [9.0] and store.get(["sr:item:lamp"]) == [None]
     bad = catalog.process([RawMessage(b"x", b'{"item_id": "x"}')])
     assert "ts" in bad.dead_letters[0].reason
+
+
+def at(offset: int, raw: RawMessage, partition: int = 0) -> RawMessage:
+    return RawMessage(raw.key, raw.value, "events", partition, offset)
+
+
+def test_a_redelivered_batch_changes_no_state_and_publishes_the_stored_lists_again(store):
+    processor = EventProcessor(Settings(), store)
+    batch = [at(0, message("a1", "view", "ann", "tent")), at(1, message("a2", "view", "ann", "stove"))]
+    first = processor.process(batch)
+    state = dict(store._blobs), {k: dict(v) for k, v in store._sets.items()}
+    again = processor.process(batch)  # the worker died before the offsets were committed
+    assert (dict(store._blobs), {k: dict(v) for k, v in store._sets.items()}) == state
+    assert again.processed == 0
+    assert [r.model_dump() for r in again.lists] == [r.model_dump() for r in first.lists]
+    later = processor.process([at(1, message("a2", "view", "ann", "stove")), at(2, message("a3", "view", "ann", "lamp"))])
+    assert later.processed == 1  # only the new offset is applied
+    assert Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0]).n_events == 3
+
+
+def test_an_event_id_sent_twice_by_the_producer_is_applied_once(store):
+    processor = EventProcessor(Settings(), store)
+    result = processor.process([at(0, message("a1", "view", "ann", "tent")), at(1, message("a1", "view", "ann", "tent"))])
+    assert (result.processed, result.duplicates) == (1, 1)
+    assert Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0]).n_events == 1
