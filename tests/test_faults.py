@@ -110,3 +110,23 @@ def test_a_redis_outage_makes_the_worker_wait_and_retry_then_catch_up(
     assert_same_state(fault_free_state(settings, stream), state, settings.namespace)
     assert worker.health()["store_errors"] > 0
     client.close()
+
+
+def test_a_worker_joining_then_leaving_mid_stream_loses_and_doubles_nothing(
+    settings_factory, worker_factory, redis_client
+):
+    settings = settings_factory(partitions=4, **MODEL)
+    stream = shop_stream(10_000, seed=3)
+    last = produce_all(settings, stream)
+    first = worker_factory(settings)
+    first.wait_ready()
+    wait_until(lambda: sum(applied_offsets(redis_client, settings).values()) > 2_000, 120, "progress")
+    second = worker_factory(settings.model_copy(update={"web_port": free_port()}))
+    wait_until(lambda: second.health().get("assigned_partitions", 0) > 0, 60, "second worker joined")
+    wait_until(lambda: second.health().get("events_processed", 0) > 500, 120, "second worker working")
+    second.stop()  # leaves the group: its partitions go back to the first worker
+    assert sum(applied_offsets(redis_client, settings).values()) < sum(last.values())
+    wait_until(all_applied(redis_client, settings, last), 300, "every offset applied")
+    state = redis_state(redis_client, settings.namespace)
+    assert total_events(state) == len(stream)
+    assert_same_state(fault_free_state(settings, stream), state, settings.namespace)
