@@ -15,12 +15,31 @@ import redis
 from streamreco.store.base import Store
 
 
+#: Adds many increments to many sorted sets in one command, trimming each to its cap.
+#: ARGV per key: cap (0 = none), number of members, then member, increment pairs.
+_INCREMENTS = """
+local at = 1
+for _, key in ipairs(KEYS) do
+  local cap, count = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+  at = at + 2
+  for _ = 1, count do
+    redis.call('ZINCRBY', key, ARGV[at + 1], ARGV[at])
+    at = at + 2
+  end
+  if cap > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1)) end
+end
+return #KEYS
+"""
+
+
 class RedisStore(Store):
     """A :class:`Store` on one Redis server (``redis://``, ``rediss://`` or ``unix://`` URL)."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._batch: redis.client.Pipeline | None = None
+        self._increments: list[tuple[str, Mapping[str, float], int | None]] = []
+        self._increment_script = client.register_script(_INCREMENTS)
 
     @classmethod
     def from_url(cls, url: str, password: str | None = None) -> RedisStore:
@@ -36,9 +55,23 @@ class RedisStore(Store):
         self._batch = self.client.pipeline(transaction=True)
         try:
             yield
+            self._send_increments(self._batch)
             self._batch.execute()
         finally:
             self._batch = None
+            self._increments.clear()
+
+    def _send_increments(self, pipe: redis.client.Pipeline) -> None:
+        if not self._increments:
+            return
+        keys, args = [], []
+        for key, deltas, cap in self._increments:
+            keys.append(key)
+            args += [cap or 0, len(deltas)]
+            for member, delta in deltas.items():
+                args += [member, repr(float(delta))]
+        self._increment_script(keys=keys, args=args, client=pipe)
+        self._increments.clear()
 
     @contextlib.contextmanager
     def _writer(self) -> Iterator[redis.client.Pipeline]:
@@ -61,16 +94,16 @@ class RedisStore(Store):
         keys = list(keys)
         if keys:
             with self._writer() as pipe:
+                self._send_increments(pipe)  # increments before a delete stay before it
                 pipe.unlink(*keys)
 
     def zincr(self, key: str, deltas: Mapping[str, float], cap: int | None = None) -> None:
         if not deltas:
             return
         with self._writer() as pipe:
-            for member, delta in deltas.items():
-                pipe.zincrby(key, delta, member)
-            if cap is not None:
-                pipe.zremrangebyrank(key, 0, -(cap + 1))
+            self._increments.append((key, dict(deltas), cap))
+            if pipe is not self._batch:
+                self._send_increments(pipe)
 
     def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
         pipe = self.client.pipeline(transaction=False)
@@ -85,6 +118,7 @@ class RedisStore(Store):
         members = list(members)
         if members:
             with self._writer() as pipe:
+                self._send_increments(pipe)
                 pipe.zrem(key, *members)
 
     def scan(self, prefix: str) -> Iterator[str]:
