@@ -31,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 SCHEMA_VERSION = 1
 
 EventType = Literal[
-    "view", "click", "add_to_cart", "remove_from_cart", "purchase", "rating", "review", "search"
+    "view", "click", "add_to_cart", "remove_from_cart", "purchase", "rating", "review", "search",
+    "forget",
 ]
 #: Event types that are about one item and therefore need an ``item_id``.
 ITEM_EVENT_TYPES = frozenset(
@@ -55,7 +56,7 @@ class _Message(BaseModel):
 
 
 class ShopEvent(_Message):
-    """One user-behaviour event from the shop."""
+    """One user-behaviour event from the shop, or ``forget``: delete all that is held about the user."""
 
     event_id: Id = Field(description="unique per event; a redelivered id changes nothing")
     type: EventType

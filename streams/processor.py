@@ -28,8 +28,9 @@ import orjson
 from online_models import Profile, build_model, recommend
 from online_models.feedback import interaction_weight
 from streamreco.evaluation import RollingScore
-from streamreco.events import InvalidEvent, RecommendationList, ShopEvent, parse_event
+from streamreco.events import InvalidEvent, RecommendationList, ShopEvent, dumps, parse_event
 from streamreco.keys import Keys
+from streamreco.privacy import Pseudonymiser
 from streamreco.settings import Settings
 from streamreco.store import BatchStore, Store
 
@@ -63,6 +64,7 @@ class BatchResult:
     rekeyed: list[tuple[bytes, bytes]] = field(default_factory=list)  # (user_id, value)
     processed: int = 0
     duplicates: int = 0
+    tombstones: list[bytes] = field(default_factory=list)  # users whose published list must go
     by_type: dict[str, int] = field(default_factory=dict)  # processed events per type
 
 
@@ -75,6 +77,8 @@ class EventProcessor:
         self.batch = BatchStore(store)
         self.model = build_model(settings.model, self.batch, settings.namespace)
         self.quality = RollingScore(window=settings.quality_window, n=settings.top_n)
+        key = settings.pseudonymise_key
+        self.pseudonymise = Pseudonymiser(key.get_secret_value() if key else None)
 
     def _parse(
         self, messages: list[RawMessage], result: BatchResult
@@ -86,10 +90,14 @@ class EventProcessor:
             except InvalidEvent as exc:
                 result.dead_letters.append(DeadLetter(message, str(exc)))
                 continue
+            value = message.value
+            if (alias := self.pseudonymise(event.user_id)) != event.user_id:
+                event = event.model_copy(update={"user_id": alias})
+                value = dumps(event)  # the raw id goes no further
             if message.key != event.user_id.encode():
-                # not keyed by user: send it round again so that the worker owning
-                # this user's partition sees all of the user's events, in order
-                result.rekeyed.append((event.user_id.encode(), message.value))
+                # not keyed by (pseudonymous) user: send it round again so that the worker
+                # owning this user's partition sees all of the user's events, in order
+                result.rekeyed.append((event.user_id.encode(), value))
                 continue
             events.append((event, message))
         return events
@@ -122,6 +130,14 @@ class EventProcessor:
             caused_by=cause.event_id,
             event_ts=cause.ts,
         )
+
+    def _forget(self, user: str, result: BatchResult) -> Profile:
+        """Delete every key of ``user`` and unpublish their list; a fresh profile for what follows."""
+        prefix = self.keys.user_prefix(user)
+        self.batch.delete([self.keys.profile(user), self.keys.latest(user), *self.batch.scan(prefix)])
+        result.lists = [r for r in result.lists if r.user_id != user]
+        result.tombstones.append(user.encode())
+        return Profile(user, history_size=self.settings.history_size)
 
     def _applied_offsets(self, messages: list[RawMessage]) -> dict[tuple[str, int], float]:
         partitions = {(m.topic, m.partition) for m in messages if m.offset >= 0}
@@ -162,6 +178,8 @@ class EventProcessor:
             for event, message in self._parse(messages, result):
                 if 0 <= message.offset <= applied.get((message.topic, message.partition), -1):
                     replayed[event.user_id] = event
+                    if event.type == "forget":
+                        result.tombstones.append(event.user_id.encode())
                 else:
                     events.append((event, message))
             profiles = self._load_profiles(list(dict.fromkeys(e.user_id for e, _ in events)))
@@ -171,6 +189,11 @@ class EventProcessor:
                 profile = profiles[event.user_id]
                 if profile.is_duplicate(event.event_id):
                     result.duplicates += 1
+                    continue
+                if event.type == "forget":  # the fresh profile remembers nothing, not even this id
+                    profiles[event.user_id] = self._forget(event.user_id, result)
+                    last_event.pop(event.user_id, None)
+                    result.processed += 1
                     continue
                 try:
                     self._learn(profile, event, tests)
@@ -187,7 +210,11 @@ class EventProcessor:
                 result.lists.append(self._refresh(profiles[user], cause))
             latest = {r.user_id: r for r in result.lists}
             result.lists.extend(self._republish([u for u in replayed if u not in latest]))
-            self.batch.put({self.keys.profile(u): p.encode() for u, p in profiles.items()})
+            self.batch.put({
+                self.keys.profile(u): p.encode()
+                for u, p in profiles.items()
+                if p.recent_events  # not a user forgotten in this batch, and nothing since
+            })
             self.batch.put(
                 {self.keys.latest(r.user_id): orjson.dumps(r.model_dump()) for r in latest.values()}
             )

@@ -145,3 +145,29 @@ def test_an_event_id_sent_twice_by_the_producer_is_applied_once(store):
     result = processor.process([at(0, message("a1", "view", "ann", "tent")), at(1, message("a1", "view", "ann", "tent"))])
     assert (result.processed, result.duplicates) == (1, 1)
     assert Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0]).n_events == 1
+
+
+def test_forget_deletes_everything_held_about_the_user_and_unpublishes_the_list(store):
+    processor = EventProcessor(Settings(), store)
+    crowd(processor)
+    processor.process([message("a1", "purchase", "ann", "tent"), message("a2", "view", "ann", "stove")])
+    assert list(store.scan("sr:{u:ann}:"))
+    result = processor.process([message("a3", "view", "ann", "lamp"), message("a4", "forget", "ann")])
+    assert list(store.scan("sr:{u:ann}:")) == []
+    assert result.tombstones == [b"ann"] and [r.user_id for r in result.lists] == []
+    for blob in store._blobs.values():  # no other key mentions the user either
+        assert b"ann" not in blob
+    again = processor.process([message("a5", "view", "ann", "tent")])  # a new start
+    assert Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0]).history == [("tent", 1000.0, 1.0)]
+    assert again.lists[0].caused_by == "a5"
+
+
+def test_user_ids_are_pseudonymised_before_anything_is_stored_or_published(store):
+    processor = EventProcessor(Settings(pseudonymise_key="k"), store)
+    result = processor.process([message("a1", "view", "alice@example.com", "tent")])
+    assert result.lists == [] and result.processed == 0  # keyed by the raw id: re-keyed first
+    ((key, value),) = result.rekeyed
+    assert key.startswith(b"p1:") and b"alice" not in value
+    final = processor.process([RawMessage(key, value)])
+    assert final.lists[0].user_id == key.decode()
+    assert not any(b"alice" in k.encode() or b"alice" in v for k, v in store._blobs.items())
