@@ -39,6 +39,10 @@ class Keys:
         """
         return f"{self.namespace}:offsets:{topic}"
 
+    def applied_at(self, topic: str) -> str:
+        """When each partition's applied offset was written, Unix seconds: member -> time."""
+        return f"{self.namespace}:offsets-at:{topic}"
+
     # --- per item and global (shared by all workers, updated by increments) ------
     def item(self, item_id: str) -> str:
         """Catalogue features of an item, as JSON."""

@@ -35,6 +35,11 @@ from streamreco.settings import Settings
 from streamreco.store import BatchStore, Store
 
 
+#: Seconds of clock difference between producers and workers tolerated when telling
+#: a redelivered message from one of a topic that started over (see ``_redelivered``).
+TOPIC_RESET_TOLERANCE = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class RawMessage:
     """One consumed message, as bytes, with where it came from."""
@@ -139,24 +144,48 @@ class EventProcessor:
         result.tombstones.append(user.encode())
         return Profile(user, history_size=self.settings.history_size)
 
-    def _applied_offsets(self, messages: list[RawMessage]) -> dict[tuple[str, int], float]:
-        partitions = {(m.topic, m.partition) for m in messages if m.offset >= 0}
-        applied = {}
+    def _applied_marks(self, messages: list[RawMessage]) -> dict[tuple[str, int], tuple[float, float]]:
+        """Per partition of the batch: the highest offset already applied, and when."""
+        partitions = sorted({(m.topic, m.partition) for m in messages if m.offset >= 0})
+        marks = {}
         for topic in {t for t, _ in partitions}:
-            members = sorted(str(p) for t, p in partitions if t == topic)
-            scores = self.batch.zscores(self.keys.applied_offsets(topic), members)
-            applied.update({(topic, int(p)): o for p, o in zip(members, scores, strict=True) if o is not None})
-        return applied
+            members = [str(p) for t, p in partitions if t == topic]
+            offsets = self.batch.zscores(self.keys.applied_offsets(topic), members)
+            times = self.batch.zscores(self.keys.applied_at(topic), members)
+            for p, offset, at in zip(members, offsets, times, strict=True):
+                if offset is not None:
+                    marks[topic, int(p)] = (offset, at or 0.0)
+        return marks
 
-    def _record_offsets(self, messages: list[RawMessage]) -> None:
+    @staticmethod
+    def _redelivered(message: RawMessage, mark: tuple[float, float] | None) -> bool:
+        """At or below the applied offset, and produced before it was applied.
+
+        A message below the mark but produced after it was written comes from a
+        topic that was deleted and created again (or a memory-only broker that
+        restarted): its offsets started over, and it is new.
+        """
+        if mark is None or not 0 <= message.offset <= mark[0]:
+            return False
+        return message.timestamp is None or message.timestamp <= mark[1] + TOPIC_RESET_TOLERANCE
+
+    def _record_offsets(
+        self, messages: list[RawMessage], marks: dict[tuple[str, int], tuple[float, float]], restarted: set
+    ) -> None:
         highest: dict[tuple[str, int], int] = {}
         for m in messages:
             if m.offset >= 0:
                 highest[m.topic, m.partition] = max(m.offset, highest.get((m.topic, m.partition), -1))
+        now = time.time()
         for (topic, partition), offset in highest.items():
-            key = self.keys.applied_offsets(topic)
-            self.batch.zremove(key, [str(partition)])
-            self.batch.zincr(key, {str(partition): float(offset)})
+            mark = marks.get((topic, partition))
+            if mark is not None and (topic, partition) not in restarted:
+                if offset <= mark[0]:
+                    continue  # only redelivered messages: the mark stays where it is
+            member = str(partition)
+            for key, score in ((self.keys.applied_offsets(topic), offset), (self.keys.applied_at(topic), now)):
+                self.batch.zremove(key, [member])
+                self.batch.zincr(key, {member: float(score)})
 
     def _republish(self, users: list[str]) -> list[RecommendationList]:
         """The stored latest lists of ``users``, for events already applied before a restart."""
@@ -173,10 +202,13 @@ class EventProcessor:
         """
         result = BatchResult()
         try:
-            applied = self._applied_offsets(messages)
-            events, replayed = [], {}
+            marks = self._applied_marks(messages)
+            events, replayed, restarted = [], {}, set()
             for event, message in self._parse(messages, result):
-                if 0 <= message.offset <= applied.get((message.topic, message.partition), -1):
+                mark = marks.get((message.topic, message.partition))
+                if mark is not None and not self._redelivered(message, mark) and message.offset <= mark[0]:
+                    restarted.add((message.topic, message.partition))
+                if self._redelivered(message, mark):
                     replayed[event.user_id] = event
                     if event.type == "forget":
                         result.tombstones.append(event.user_id.encode())
@@ -218,7 +250,7 @@ class EventProcessor:
             self.batch.put(
                 {self.keys.latest(r.user_id): orjson.dumps(r.model_dump()) for r in latest.values()}
             )
-            self._record_offsets(messages)
+            self._record_offsets(messages, marks, restarted)
             self.batch.flush()
         except BaseException:
             self.batch.discard()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -171,3 +172,22 @@ def test_user_ids_are_pseudonymised_before_anything_is_stored_or_published(store
     final = processor.process([RawMessage(key, value)])
     assert final.lists[0].user_id == key.decode()
     assert not any(b"alice" in k.encode() or b"alice" in v for k, v in store._blobs.items())
+
+
+def test_a_partial_redelivery_does_not_move_the_applied_offset_back(store):
+    processor = EventProcessor(Settings(), store)
+    views = [at(n, message(f"a{n}", "view", "ann", f"i{n}")) for n in range(13)]
+    processor.process(views[:10])
+    assert processor.process(views[:5]).processed == 0  # redelivered from the last commit
+    assert processor.process(views[5:]).processed == 3  # 10, 11, 12 are new; 5..9 are not
+    assert Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0]).n_events == 13
+
+
+def test_a_topic_that_started_over_is_new_input_not_a_redelivery(store):
+    processor = EventProcessor(Settings(), store)
+    old = [RawMessage(b"ann", message(f"a{n}", "view", "ann", "tent").value, "events", 0, n, time.time() - 60)
+           for n in range(5)]
+    processor.process(old)
+    fresh = [RawMessage(b"bob", message("b0", "view", "bob", "lamp").value, "events", 0, 0, time.time() + 5)]
+    assert processor.process(fresh).processed == 1
+    assert store.zscores("sr:offsets:events", ["0"]) == [0.0]
