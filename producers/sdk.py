@@ -7,7 +7,8 @@ events go to ``settings.events_topic`` keyed by ``user_id`` (so one user's
 events stay in order on one partition), catalogue changes to
 ``settings.catalog_topic`` keyed by ``item_id``.
 
->>> from streamreco.settings import Settings
+>>> from streamreco.privacy import Pseudonymiser
+from streamreco.settings import Settings
 >>> with EventProducer(Settings()) as producer:  # doctest: +SKIP
 ...     producer.track("view", user_id="u1", item_id="i9", context={"page": "home"})
 ...     producer.send_catalog({"item_id": "i9", "ts": 1700000000, "price": 19.9})
@@ -42,6 +43,7 @@ from streamreco.events import (
     parse_catalog_event,
     parse_event,
 )
+from streamreco.privacy import Pseudonymiser
 from streamreco.settings import Settings
 
 
@@ -119,13 +121,21 @@ class EventProducer:
         self, settings: Settings, *, acks: str | int = "all", linger_ms: int = 5, **config: Any
     ) -> None:
         self.settings = settings
+        key = settings.pseudonymise_key
+        self._pseudonymise = Pseudonymiser(key.get_secret_value() if key else None)
         self._producer = KafkaProducer(
             bootstrap_servers=settings.kafka_servers, acks=acks, linger_ms=linger_ms, **config
         )
 
     def send(self, event: ShopEvent | Mapping[str, Any]) -> FutureRecordMetadata:
-        """Validate ``event`` and send it to the events topic keyed by its ``user_id``."""
+        """Validate ``event`` and send it to the events topic keyed by its ``user_id``.
+
+        With ``pseudonymise_key`` set, the user id is replaced by its pseudonym first,
+        so the raw id never reaches Kafka.
+        """
         event = shop_event(event)
+        if (alias := self._pseudonymise(event.user_id)) != event.user_id:
+            event = event.model_copy(update={"user_id": alias})
         return self._producer.send(
             self.settings.events_topic, value=dumps(event), key=event.user_id.encode()
         )

@@ -171,6 +171,16 @@ def test_sdk_sends_valid_events_and_refuses_invalid_ones(settings: Settings, rea
     assert item.key == b"i1" and parse_catalog_event(item.value).in_stock is False
 
 
+def test_sdk_pseudonymises_user_ids_before_they_reach_kafka(settings_factory, read_topic) -> None:
+    settings = settings_factory(pseudonymise_key="shop-secret")
+    with EventProducer(settings) as producer:
+        producer.track("view", user_id="alice@example.com", item_id="i1")
+    [record] = read_topic(settings.events_topic, 1)
+    alias = parse_event(record.value).user_id
+    assert record.key == alias.encode() and alias.startswith("p1:")
+    assert b"alice" not in record.value
+
+
 # --- replays -------------------------------------------------------------------------------
 def test_produce_events_keeps_the_rate(settings: Settings, read_topic) -> None:
     events = [
