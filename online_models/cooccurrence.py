@@ -95,9 +95,10 @@ class ItemCooccurrence(Recommender):
 
     def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
         recent = profile.recent_items(max(self.window, self.transition_steps))
-        if not recent:
-            return {}
         keys, state = self.keys, self.state
+        if not recent:  # a newcomer: the most interacted-with items
+            (rows,) = state.ztop([keys.counts()], k)
+            return {item: Candidate(count, "popular") for item, count in rows}
         similar, following = recent[: self.window], recent[: self.transition_steps]
         rows = state.ztop(
             [keys.neighbours(j) for j in similar] + [keys.transitions(j) for j in following],
@@ -110,7 +111,7 @@ class ItemCooccurrence(Recommender):
             for item, strength in row:
                 contribution = weight * strength
                 totals[item] += contribution
-                if contribution > best_source.get(item, (0.0, ""))[0]:
+                if contribution > best_source.get(item, (-1.0, ""))[0]:
                     best_source[item] = (contribution, source)
 
         for position, (source, row) in enumerate(zip(similar, rows, strict=False)):

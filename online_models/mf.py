@@ -102,12 +102,14 @@ class MatrixFactorisation(Recommender):
         )
 
     def score(self, profile: Profile, items: list[str]) -> list[float]:
-        if not items:
-            return []
+        if profile.factors is None:  # a newcomer: no opinion yet
+            return [0.0] * len(items)
         return (self._items(items) @ self._user(profile)).tolist()
 
     def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
         (rows,) = self.state.ztop([self.keys.factor_items()], self.pool)
+        if profile.factors is None:  # a newcomer: the most interacted-with items
+            return {item: Candidate(count, "popular") for item, count in rows[:k]}
         items = [item for item, _ in rows]
         ranked = sorted(zip(items, self.score(profile, items), strict=True), key=lambda e: e[1], reverse=True)
         return {item: Candidate(score, "for_you") for item, score in ranked[:k]}

@@ -53,12 +53,22 @@ class Popularity(Recommender):
             start = period * self.half_life * PERIOD_HALF_LIVES
             boost = 2.0 ** ((ts - start) / self.half_life)
         self.state.zincr(self.keys.popularity(period), {item: weight * boost})
+        if period is not None and (not profile.n_events or period > self._period(profile.last_ts)):
+            self.state.put({self.keys.popularity_clock(): str(period).encode()})
+
+    def _clock(self, profile: Profile) -> int:
+        """The decay period to read: the user's latest, or for a newcomer the latest learned."""
+        period = self._period(profile.last_ts)
+        if profile.n_events and period is not None:
+            return period
+        (stored,) = self.state.get([self.keys.popularity_clock()])
+        return max(period or 0, int(stored) if stored else 0)
 
     def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
-        period = self._period(profile.last_ts)
-        if period is None:
+        if self.half_life is None:
             (rows,) = self.state.ztop([self.keys.popularity(None)], k)
             return {item: Candidate(score, "popular") for item, score in rows}
+        period = self._clock(profile)
         current, previous = self.state.ztop(
             [self.keys.popularity(period), self.keys.popularity(period - 1)], k
         )
@@ -69,10 +79,10 @@ class Popularity(Recommender):
         return {item: Candidate(score, "popular") for item, score in best}
 
     def score(self, profile: Profile, items: list[str]) -> list[float]:
-        period = self._period(profile.last_ts)
+        if self.half_life is None:
+            return [s or 0.0 for s in self.state.zscores(self.keys.popularity(None), items)]
+        period = self._clock(profile)
         current = self.state.zscores(self.keys.popularity(period), items)
-        if period is None:
-            return [s or 0.0 for s in current]
         previous = self.state.zscores(self.keys.popularity(period - 1), items)
         scale = 2.0**-PERIOD_HALF_LIVES
         return [(c or 0.0) + (p or 0.0) * scale for c, p in zip(current, previous, strict=True)]

@@ -125,7 +125,7 @@ def load_items(path: str | Path | None = None) -> dict[str, Movie]:
     if path.is_dir():
         path = next((path / n for n in ("ml-100k.item", "u.item") if (path / n).is_file()), path)
     movies: dict[str, Movie] = {}
-    if path.suffix == ".item":  # item_id, movie_title, release_year, class (space-separated genres)
+    if path.name != "u.item":  # RecBole: item_id, movie_title, release_year, class (genres)
         rows = _rows(path)
         next(rows, None)
         for item_id, title, year, genres, *_ in rows:

@@ -1,0 +1,89 @@
+"""One contract suite for every model :func:`online_models.build_model` knows."""
+
+from __future__ import annotations
+
+import pickle
+import re
+
+import pytest
+
+from online_models import MODEL_NAMES, Profile, Recommender, build_model, recommend
+from online_models.base import Candidate
+from streamreco.store import MemoryStore
+
+T0 = 1_700_000_000.0  # a real Unix time: decay periods are not period 0
+SESSIONS = {  # user -> items, in order; "hot" is the most popular item
+    "u1": ["hot", "tent", "stove", "lamp"],
+    "u2": ["hot", "tent", "stove", "mat"],
+    "u3": ["hot", "tent", "lamp", "mat"],
+    "u4": ["hot", "stove", "lamp"],
+    "u5": ["hot", "tent"],
+}
+
+
+def trained(name: str) -> tuple[Recommender, dict[str, Profile]]:
+    model = build_model(name, MemoryStore(), namespace="test")
+    profiles = {user: Profile(user) for user in SESSIONS}
+    ts = T0
+    for position in range(max(map(len, SESSIONS.values()))):
+        for user, items in SESSIONS.items():
+            if position < len(items):
+                ts += 60.0
+                model.learn_one(profiles[user], items[position], 1.0, ts)
+                profiles[user].add(items[position], ts, 1.0)
+    return model, profiles
+
+
+def without_addresses(text: str) -> str:
+    return re.sub(r" at 0x[0-9a-f]+", "", text)
+
+
+@pytest.fixture(params=MODEL_NAMES)
+def name(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def test_learn_then_candidates(name: str) -> None:
+    model, profiles = trained(name)
+    found = model.candidates(profiles["u5"], k=5)
+    assert found and len(found) <= 5
+    assert all(isinstance(c, Candidate) for c in found.values())
+    scores = [c.score for c in found.values()]
+    assert scores == sorted(scores, reverse=True)  # best first
+    assert set(found) <= {item for items in SESSIONS.values() for item in items}
+
+
+def test_an_unseen_user_gets_popular_items(name: str) -> None:
+    model, _ = trained(name)
+    newcomer = Profile("newcomer")
+    items = [r.item_id for r in recommend(model, newcomer, n=3)]
+    assert items and items[0] == "hot"
+
+
+def test_ranking_excludes_seen_purchased_and_unavailable(name: str) -> None:
+    model, profiles = trained(name)
+    user = profiles["u5"]  # saw hot, tent
+    user.add("mat", T0 + 10_000, 5.0, purchased=True)
+    model.state.zincr(model.keys.unavailable(), {"stove": T0})
+    items = [r.item_id for r in recommend(model, user, n=10)]
+    assert items and not {"hot", "tent", "mat", "stove"} & set(items)
+    again = [r.item_id for r in recommend(model, user, n=10, exclude_seen=False)]
+    assert "mat" not in again and "stove" not in again
+
+
+def test_pickling_and_clone_keep_hyperparameters(name: str) -> None:
+    model, profiles = trained(name)
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy.candidates(profiles["u1"], k=5) == model.candidates(profiles["u1"], k=5)
+    fresh = model.clone()
+    assert type(fresh) is type(model)
+    assert without_addresses(repr(fresh)) == without_addresses(repr(model))
+
+
+def test_results_are_deterministic(name: str) -> None:
+    first, profiles_a = trained(name)
+    second, profiles_b = trained(name)
+    for user in SESSIONS:
+        a = recommend(first, profiles_a[user], n=5)
+        b = recommend(second, profiles_b[user], n=5)
+        assert a == b
