@@ -111,7 +111,7 @@ def write_markdown(path: Path, report: dict[str, dict], command: str, source: st
         f"- machine: {machine()}\n- date: {today}\n\n"
         "HR@10 and NDCG@10 over scored events (MovieLens: all of them); coverage = distinct "
         "items recommended / items in the stream; popularity bias = share of list slots taken "
-        "by the top 10% of items by interactions; events/s of the offline replay (in-memory ReplayStore, "
+        "by the top 10% of items by interactions; events/s of the offline replay (in-memory MemoryStore, "
         "one process per model).\n\n"
         f"{table(report)}\n"
     )

@@ -24,12 +24,23 @@ from streamreco.events import RecommendedItem
 def recommend(
     model: Recommender, profile: Profile, n: int, exclude_seen: bool = True
 ) -> list[RecommendedItem]:
-    """The user's top ``n``, best first, with the business rules applied."""
+    """The user's top ``n``, best first, with the business rules applied.
+
+    Candidates are asked for a few times ``n`` at first, and for more only when
+    too many of them are ruled out, so a user with a long history costs no more
+    than needed.
+    """
     excluded = profile.seen if exclude_seen else profile.purchased
-    proposed = model.candidates(profile, k=2 * n + min(len(excluded), 500))
-    items = [item for item in proposed if item not in excluded and item not in profile.purchased]
-    unavailable = model.state.zscores(model.keys.unavailable(), items)
-    available = [item for item, since in zip(items, unavailable, strict=True) if since is None]
+    most = 2 * n + len(excluded)
+    k = min(3 * n, most)
+    while True:
+        proposed = model.candidates(profile, k=k)
+        items = [i for i in proposed if i not in excluded and i not in profile.purchased]
+        unavailable = model.state.zscores(model.keys.unavailable(), items)
+        available = [item for item, since in zip(items, unavailable, strict=True) if since is None]
+        if len(available) >= n or k >= most or len(proposed) < k:
+            break
+        k = min(4 * k, most)
     return [
         RecommendedItem(item_id=item, score=round(proposed[item].score, 6), reason=proposed[item].reason)
         for item in available[:n]

@@ -20,9 +20,8 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 
 from online_models import Profile, Recommender, build_model, recommend
 from online_models.feedback import interaction_weight
@@ -191,29 +190,6 @@ class ReplayResult:
 
 ModelSpec = str | Callable[[Store], Recommender]
 
-_RANK = itemgetter(1, 0)  # a sorted set's order, as Redis keeps it: by score, then by member
-
-
-class ReplayStore(MemoryStore):
-    """A :class:`MemoryStore` with the same answers and faster top-n reads, for long replays.
-
-    >>> store, reference = ReplayStore(), MemoryStore()
-    >>> for s in (store, reference):
-    ...     s.zincr("k", {"a": 1.0, "b": 2.0, "c": 2.0, "d": 0.5}, cap=3)
-    >>> store.ztop(["k"], 2) == reference.ztop(["k"], 2) == [[("c", 2.0), ("b", 2.0)]]
-    True
-    """
-
-    def zincr(self, key: str, deltas: Mapping[str, float], cap: int | None = None) -> None:
-        scores = self._sets.setdefault(key, {})
-        for member, delta in deltas.items():
-            scores[member] = scores.get(member, 0.0) + delta
-        if cap is not None and len(scores) > cap:
-            self._sets[key] = dict(sorted(scores.items(), key=_RANK, reverse=True)[:cap])
-
-    def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
-        sets = self._sets
-        return [sorted(sets.get(key, {}).items(), key=_RANK, reverse=True)[:n] for key in keys]
 
 
 def replay_offline(
@@ -225,7 +201,7 @@ def replay_offline(
     split_at: Sequence[int] = (),
     history_size: int = 50,
 ) -> ReplayResult:
-    """Replay ``interactions`` through a fresh model on a :class:`ReplayStore`, test then train.
+    """Replay ``interactions`` through a fresh model on a :class:`MemoryStore`, test then train.
 
     Per event, exactly what the worker does: the test list is the one last
     published for the user (a user with none yet gets an empty list: a scored
@@ -244,9 +220,9 @@ def replay_offline(
     """
     if isinstance(model, str):
         name = model
-        recommender = build_model(model, ReplayStore())
+        recommender = build_model(model, MemoryStore())
     else:
-        recommender = model(ReplayStore())
+        recommender = model(MemoryStore())
         name = getattr(model, "__name__", type(recommender).__name__)
     boundaries = sorted(set(split_at))
     segments = [PrequentialScore(n=n)]

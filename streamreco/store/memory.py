@@ -9,14 +9,13 @@
 
 from __future__ import annotations
 
-import heapq
+from operator import itemgetter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from streamreco.store.base import Store
 
-def _rank(entry: tuple[str, float]) -> tuple[float, str]:
-    """Order of a sorted set, as Redis keeps it: by score, then by member."""
-    return entry[1], entry[0]
+#: Order of a sorted set, as Redis keeps it: by score, then by member.
+_RANK = itemgetter(1, 0)
 
 class MemoryStore(Store):
     """Dictionaries in this process; nothing survives the process."""
@@ -41,10 +40,11 @@ class MemoryStore(Store):
         for member, delta in deltas.items():
             scores[member] = scores.get(member, 0.0) + delta
         if cap is not None and len(scores) > cap:
-            self._sets[key] = dict(heapq.nlargest(cap, scores.items(), key=_rank))
+            self._sets[key] = dict(sorted(scores.items(), key=_RANK, reverse=True)[:cap])
 
     def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
-        return [heapq.nlargest(n, self._sets.get(key, {}).items(), key=_rank) for key in keys]
+        sets = self._sets
+        return [sorted(sets.get(key, {}).items(), key=_RANK, reverse=True)[:n] for key in keys]
 
     def zscores(self, key: str, members: Sequence[str]) -> list[float | None]:
         scores = self._sets.get(key, {})
