@@ -90,7 +90,7 @@ def assert_same_state(expected: State, actual: State, namespace: str) -> None:
         assert (got.history, got.seen, got.purchased, got.n_events, got.recent_events) == (
             want.history, want.seen, want.purchased, want.n_events, want.recent_events
         ), key
-    offsets_prefix = f"{namespace}:offsets:"
+    offsets_prefix = f"{namespace}:offsets"  # offsets and offsets-at: the bookkeeping of redelivery
     counters = {k for k in sets if not k.startswith(offsets_prefix)}
     assert counters == {k for k in got_sets if not k.startswith(offsets_prefix)}
     for key in counters:
