@@ -16,7 +16,9 @@ before the answer goes out:
 =====  ==========================================================================
 
 Every error body is JSON with an ``"error"`` field. ``GET /health`` answers
-``{"status": "ok"}`` while the Kafka producer runs.
+``{"status": "ok"}`` while the Kafka producer runs; ``GET /metrics`` gives the
+collector's request counts and latencies to Prometheus
+(``streamreco_collector_requests_total``, ``streamreco_collector_request_seconds``).
 
 >>> from streamreco.settings import Settings
 >>> run_collector(Settings())  # doctest: +SKIP
@@ -25,7 +27,8 @@ Every error body is JSON with an ``"error"`` field. ``GET /health`` answers
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +37,7 @@ import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from producers.sdk import shop_event, with_defaults
 from streamreco.events import InvalidEvent, ShopEvent, dumps
@@ -48,7 +52,19 @@ class Limits:
     max_events: int = 1000
 
 
+class RequestMetrics:
+    """The collector's own Prometheus metrics: requests by route and status, and their latency."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("streamreco_collector_requests", "HTTP requests answered",
+                                ["method", "route", "status"], registry=self.registry)
+        self.seconds = Histogram("streamreco_collector_request_seconds", "Seconds to answer "
+                                 "an HTTP request", ["method", "route"], registry=self.registry)
+
+
 SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", RequestMetrics)
 LIMITS = web.AppKey("limits", Limits)
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
 
@@ -143,6 +159,32 @@ async def post_events(request: web.Request) -> web.Response:
     )
 
 
+@web.middleware
+async def measure(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Count and time every request, by route (not by path: unknown paths are one series)."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    started, status = time.perf_counter(), 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics = request.app[METRICS]
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        metrics.seconds.labels(request.method, route).observe(time.perf_counter() - started)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 async def health(request: web.Request) -> web.Response:
     if PRODUCER not in request.app:
         return web.json_response({"status": "starting"}, status=503)
@@ -170,12 +212,14 @@ def make_app(settings: Settings, limits: Limits = Limits()) -> web.Application:
     limits
         Largest body (bytes) and most events one request may carry; beyond: 413.
     """
-    app = web.Application(client_max_size=limits.max_body)
+    app = web.Application(client_max_size=limits.max_body, middlewares=[measure])
     app[SETTINGS] = settings
     app[LIMITS] = limits
+    app[METRICS] = RequestMetrics()
     app.cleanup_ctx.append(_producer)
     app.router.add_post("/events", post_events)
     app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
     origins = [o.strip() for o in settings.collector_cors_origins.split(",") if o.strip()]
     if origins:  # browsers on the shop's pages post from another origin
         cors = aiohttp_cors.setup(app, defaults={

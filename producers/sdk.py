@@ -7,8 +7,7 @@ events go to ``settings.events_topic`` keyed by ``user_id`` (so one user's
 events stay in order on one partition), catalogue changes to
 ``settings.catalog_topic`` keyed by ``item_id``.
 
->>> from streamreco.privacy import Pseudonymiser
-from streamreco.settings import Settings
+>>> from streamreco.settings import Settings
 >>> with EventProducer(Settings()) as producer:  # doctest: +SKIP
 ...     producer.track("view", user_id="u1", item_id="i9", context={"page": "home"})
 ...     producer.send_catalog({"item_id": "i9", "ts": 1700000000, "price": 19.9})

@@ -94,17 +94,37 @@ def _broker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _lag(settings: Settings, args: argparse.Namespace) -> int:
-    from streamreco.lag import LagReader
+    import time
 
-    reader = LagReader(settings, [settings.events_topic], group=args.group)
-    rows = reader.read()
-    reader.close()
-    print(f"{'topic':<30} {'partition':>9} {'committed':>10} {'end':>10} {'lag':>8}")
-    for row in rows:
-        committed = "-" if row.committed is None else str(row.committed)
-        print(f"{row.topic:<30} {row.partition:>9} {committed:>10} {row.end:>10} {row.lag:>8}")
-    worst = max((row.lag for row in rows), default=0)
-    return 1 if args.max_lag is not None and worst > args.max_lag else 0
+    from streamreco.lag import LagReader, lag_table, with_rates
+
+    if args.watch and args.interval <= 0:
+        raise SystemExit("streamreco lag: --watch needs --interval above 0")
+    topics = args.topic or [settings.events_topic]
+    reader = LagReader(settings, topics, group=args.group)
+    shown, status = 0, 0
+    try:
+        rows, taken = reader.read(), time.monotonic()
+        while True:
+            if args.interval > 0:  # a second reading gives the rates and the catch-up time
+                time.sleep(args.interval)
+                later, now = reader.read(), time.monotonic()
+                rows, taken = with_rates(rows, later, now - taken), now
+            if not rows:
+                print(f"no partitions found for {', '.join(topics)}", file=sys.stderr)
+                return 2
+            if args.watch:
+                print(f"\n{time.strftime('%H:%M:%S')}  group {reader.group}")
+            print(lag_table(rows), flush=True)
+            worst = max(row.lag for row in rows)
+            status = 1 if args.max_lag is not None and worst > args.max_lag else 0
+            shown += 1
+            if not args.watch or shown == args.count:
+                return status
+    except KeyboardInterrupt:
+        return status
+    finally:
+        reader.close()
 
 
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
@@ -155,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     lag = command("lag", _lag, "consumer lag of the workers' group per partition")
     lag.add_argument("--group", default=None, help="consumer group (default: STREAMRECO_APP_ID)")
     lag.add_argument("--max-lag", type=int, default=None, help="exit 1 when any partition lags more")
+    lag.add_argument("--topic", action="append", help="topic to read (repeatable; default: STREAMRECO_EVENTS_TOPIC)")
+    lag.add_argument("--interval", type=float, default=1.0,
+                     help="seconds between the two readings that give rates and catch-up time "
+                     "(0: one reading, no estimate); with --watch, between refreshes")
+    lag.add_argument("--watch", action="store_true", help="print again every --interval seconds until Ctrl-C")
+    lag.add_argument("--count", type=int, default=None, help="with --watch: stop after this many tables")
     bench = command("bench", _bench, "run a benchmark (quality); arguments after it go to the benchmark")
     bench.add_argument("which", choices=["quality"])
     bench.add_argument("rest", nargs=argparse.REMAINDER)

@@ -5,8 +5,10 @@
 * ``process_catalog``: catalog topic -> :class:`~streams.catalog.CatalogProcessor`.
 
 Processing runs in one worker thread so that the event loop keeps serving the
-consumer's heartbeats and the web server while a batch is computed; a store
-error is retried with backoff, never dropped.
+consumer's heartbeats and the web server while a batch is computed; a store or
+broker error is retried with backoff, never dropped (a publish tried again may
+send some messages twice: lists are keyed, so the latest one still wins).
+Every batch is measured by :class:`~streams.metrics.WorkerMetrics`.
 """
 
 from __future__ import annotations
@@ -16,21 +18,25 @@ import concurrent.futures
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import faust
 import orjson
 import redis
+from aiokafka.errors import KafkaError
 
 from streamreco.settings import Settings
 from streamreco.store import Store, open_store
 from streams.catalog import CatalogProcessor
+from streams.metrics import WorkerMetrics, logging_config
 from streams.processor import BatchResult, DeadLetter, EventProcessor, RawMessage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_BACKOFF = 5.0
+STORE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 @dataclass
@@ -39,6 +45,7 @@ class WorkerState:
 
     store: Store
     topics: dict[str, faust.TopicT]
+    metrics: WorkerMetrics
     events_processed: int = 0
     dead_lettered: int = 0
     lists_published: int = 0
@@ -57,19 +64,23 @@ class WorkerState:
 def _raw(event: faust.EventT) -> RawMessage:
     message = event.message
     value = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
-    return RawMessage(message.key, value, message.topic, message.partition, message.offset)
+    return RawMessage(message.key, value, message.topic, message.partition, message.offset, message.timestamp)
 
 
-async def _retrying(state: WorkerState, executor: concurrent.futures.Executor, fn: Any, *args: Any) -> Any:
-    """Run ``fn`` in the processing thread until the store lets it through."""
-    loop = asyncio.get_running_loop()
+async def _retrying(
+    state: WorkerState, service: str, errors: tuple[type[BaseException], ...],
+    attempt: Callable[[], Awaitable[T]],
+) -> T:
+    """Await ``attempt()`` until ``service`` ("redis", "broker") lets it through."""
     delay = 0.05
     while True:
         try:
-            return await loop.run_in_executor(executor, fn, *args)
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            state.store_errors += 1
-            log.warning("store unavailable (%s); retrying in %.2fs", exc, delay)
+            return await attempt()
+        except errors as exc:
+            state.metrics.failed(service)
+            if service == "redis":
+                state.store_errors += 1
+            log.warning("%s unavailable (%s); retrying in %.2fs", service, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
 
@@ -84,7 +95,10 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
         "dead_letter": app.topic(settings.dead_letter_topic, **raw),
     }
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    state = WorkerState(open_store(settings.redis_url, password), topics)
+    state = WorkerState(open_store(settings.redis_url, password), topics, WorkerMetrics(settings))
+    json_logs = logging_config(settings.log_format, settings.log_level)
+    if json_logs is not None:  # read by faust.Worker when it sets logging up
+        app.conf.logging_config = json_logs
     executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="streamreco-batch")
     events = EventProcessor(settings, open_store(settings.redis_url, password))
     catalog = CatalogProcessor(settings, open_store(settings.redis_url, password))
@@ -108,29 +122,43 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
                     key=rec.user_id.encode(), value=orjson.dumps(rec.model_dump())
                 )
             )
+        for user_id in getattr(result, "tombstones", ()):  # after the lists: the user's list is gone
+            pending.append(await topics["recommendations"].send(key=user_id, value=None))
         await asyncio.gather(*pending)
         state.dead_lettered += len(result.dead_letters)
         state.lists_published += len(result.lists)
         state.events_processed += result.processed
 
-    async def handle(process: Any, batch: list[faust.EventT]) -> None:
+    async def handle(stream: str, process: Any, batch: list[faust.EventT]) -> None:
         messages = [_raw(e) for e in batch]
+        loop = asyncio.get_running_loop()
+        started, clock = time.time(), time.perf_counter()
         try:
-            result = await _retrying(state, executor, process, messages)
+            result = await _retrying(
+                state, "redis", STORE_ERRORS, lambda: loop.run_in_executor(executor, process, messages)
+            )
         except Exception as exc:  # a bug must not lose the batch: dead-letter it, loudly
             log.exception("batch failed")
             result = BatchResult(dead_letters=[DeadLetter(m, f"worker error: {exc!r}") for m in messages])
-        await publish(result)
+        state.metrics.observe_batch(stream, messages, result, time.perf_counter() - clock)
+        await _retrying(state, "broker", (KafkaError,), lambda: publish(result))
+        state.metrics.observe_published(stream, messages, result, started)
 
     @app.agent(topics["events"], name="process_events")
     async def process_events(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_max, within=settings.batch_within):
-            await handle(events.process, batch)
+            await handle("events", events.process, batch)
 
     @app.agent(topics["catalog"], name="process_catalog")
     async def process_catalog(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_max, within=settings.batch_within):
-            await handle(catalog.process, batch)
+            await handle("catalog", catalog.process, batch)
+
+    @app.timer(settings.lag_interval)
+    async def sample_lag_and_quality() -> None:
+        await state.metrics.sample_lag(app.consumer, {settings.events_topic, settings.catalog_topic})
+        # in the processing thread: the rolling score changes there
+        await asyncio.get_running_loop().run_in_executor(executor, state.metrics.observe_quality, events.quality)
 
     @app.task
     async def declare_output_topics() -> None:

@@ -1,9 +1,13 @@
-"""The worker's HTTP views: the latest list per user, and health."""
+"""The worker's HTTP views: the latest list per user, health, and Prometheus metrics."""
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
+from aiokafka.admin import AIOKafkaAdminClient
 from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST
 
 import faust
 from streamreco.keys import Keys
@@ -11,8 +15,40 @@ from streamreco.settings import Settings
 from streams.agents import WorkerState
 
 
+class BrokerProbe:
+    """Does the broker answer? Asks it for the events topic's metadata, within ``timeout``."""
+
+    def __init__(self, settings: Settings, timeout: float = 2.0) -> None:
+        self.servers = settings.kafka_servers
+        self.topic = settings.events_topic
+        self.timeout = timeout
+        self.admin: AIOKafkaAdminClient | None = None
+
+    async def answers(self) -> bool:
+        try:
+            if self.admin is None:
+                admin = AIOKafkaAdminClient(bootstrap_servers=self.servers, client_id="streamreco-health",
+                                            request_timeout_ms=int(self.timeout * 1000))
+                await asyncio.wait_for(admin.start(), self.timeout)
+                self.admin = admin
+            await asyncio.wait_for(self.admin.describe_topics([self.topic]), self.timeout)
+        except Exception:  # noqa: BLE001 - any failure means: not answering now
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self.admin is not None:
+            await self.admin.close()
+            self.admin = None
+
+
 def register(app: faust.App, settings: Settings, state: WorkerState) -> None:
     keys = Keys(settings.namespace)
+    broker = BrokerProbe(settings)
+
+    @app.on_before_shutdown.connect
+    async def close_probe(app: faust.App, **kwargs: object) -> None:  # noqa: ARG001
+        await broker.close()
 
     @app.page("/recommendations/{user_id}")
     class LatestRecommendations(View):
@@ -26,14 +62,17 @@ def register(app: faust.App, settings: Settings, state: WorkerState) -> None:
 
     @app.page("/health")
     class Health(View):
-        """``GET /health``: 200 when Redis answers and the consumer has partitions."""
+        """``GET /health``: 200 when Redis and the broker answer and the consumer has partitions."""
 
         async def get(self, request: Request) -> Response:
             assigned = app.consumer.assignment() if app.consumer else set()
             redis_ok = state.store.ping()
+            broker_ok = await broker.answers()
+            reachable = redis_ok and broker_ok
             body = {
-                "status": "ok" if redis_ok and assigned else "starting" if redis_ok else "degraded",
+                "status": "ok" if reachable and assigned else "starting" if reachable else "degraded",
                 "redis": redis_ok,
+                "broker": broker_ok,
                 "assigned_partitions": len(assigned),
                 "events_processed": state.events_processed,
                 "lists_published": state.lists_published,
@@ -43,3 +82,10 @@ def register(app: faust.App, settings: Settings, state: WorkerState) -> None:
             }
             return self.bytes(orjson.dumps(body), content_type="application/json",
                               status=200 if body["status"] == "ok" else 503)
+
+    @app.page("/metrics")
+    class Metrics(View):
+        """``GET /metrics``: this worker's metrics in Prometheus's text format."""
+
+        async def get(self, request: Request) -> Response:
+            return self.bytes(state.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

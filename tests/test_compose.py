@@ -345,10 +345,97 @@ def check_dockerfile(d: Deployment) -> list[str]:
     return problems
 
 
+def _mounted(spec: dict[str, Any], container_path: str) -> Path | None:
+    """The repository file or folder a bind mount of ``spec`` puts at ``container_path``.
+
+    Relative sources are taken from the repository, also for broken copies of the
+    compose file written elsewhere.
+    """
+    for volume in spec.get("volumes") or []:
+        if isinstance(volume, dict):
+            source, target = str(volume.get("source", "")), str(volume.get("target", ""))
+        else:
+            source, _, target = str(volume).partition(":")
+            target = target.split(":")[0]
+        if not source.startswith((".", "/")) or not target:
+            continue
+        inside = Path(container_path)
+        if inside == Path(target) or Path(target) in inside.parents:
+            return (ROOT / source / inside.relative_to(target)).resolve()
+    return None
+
+
+def _pinned(d: Deployment, prefix: str, pattern: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    found = d.by_image(prefix)
+    problems = [] if len(found) == 1 else [f"want one {prefix} service, found {sorted(found)}"]
+    problems += [f"{name}: pin a version tag, not {spec['image']!r}"
+                 for name, spec in found.items() if not re.fullmatch(pattern, spec["image"])]
+    return found, problems
+
+
+def check_prometheus(d: Deployment) -> list[str]:
+    """Prometheus scrapes every worker (by DNS, so --scale works) and the collector, with rules."""
+    found, problems = _pinned(d, "prom/prometheus:", r"prom/prometheus:v\d+\.\d+\.\d+")
+    worker, collector = d.settings("worker"), d.settings("collector")
+    for name, spec in found.items():
+        flags = dict(arg.split("=", 1) for arg in _tokens(spec.get("command")) if "=" in arg)
+        config_file = flags.get("--config.file", "/etc/prometheus/prometheus.yml")
+        host = _mounted(spec, config_file)
+        if host is None or not host.is_file():
+            problems.append(f"{name}: {config_file} is not mounted from the repository")
+            continue
+        config = yaml.safe_load(host.read_text())
+        problems += [f"{name}: rule file {rule} is missing next to {host.name}"
+                     for rule in config.get("rule_files") or [] if not (host.parent / rule).is_file()]
+        jobs = config.get("scrape_configs") or []
+        discovered = {(n, sd.get("port")) for job in jobs for sd in job.get("dns_sd_configs") or []
+                      for n in sd.get("names") or []}
+        if worker and ("worker", worker.web_port) not in discovered:
+            problems.append(f"{name}: scrapes worker at {sorted(discovered)}, want DNS discovery "
+                            f"of worker:{worker.web_port} so that every replica is scraped")
+        targets = {t for job in jobs for sc in job.get("static_configs") or [] for t in sc.get("targets") or []}
+        if collector and f"collector:{collector.collector_port}" not in targets:
+            problems.append(f"{name}: does not scrape collector:{collector.collector_port} "
+                            f"(static targets {sorted(targets)})")
+    return problems
+
+
+def check_grafana(d: Deployment) -> list[str]:
+    """Grafana is provisioned with the Prometheus datasource and the dashboard folder."""
+    found, problems = _pinned(d, "grafana/grafana:", r"grafana/grafana:\d+\.\d+\.\d+")
+    prometheus = set(d.by_image("prom/prometheus:"))
+    for name, spec in found.items():
+        provisioning = _mounted(spec, "/etc/grafana/provisioning")
+        if provisioning is None or not provisioning.is_dir():
+            problems.append(f"{name}: /etc/grafana/provisioning is not mounted from the repository")
+            continue
+        sources = [s for f in sorted((provisioning / "datasources").glob("*.yml"))
+                   for s in yaml.safe_load(f.read_text()).get("datasources") or []]
+        uids = {s.get("uid") for s in sources}
+        for source in sources:
+            host = urlsplit(source.get("url", "")).hostname
+            if source.get("type") == "prometheus" and not any(host in d.names_on_network(p) for p in prometheus):
+                problems.append(f"{name}: datasource {source.get('name')} reads {source.get('url')}, "
+                                f"not a prometheus service {sorted(prometheus)}")
+        providers = [p for f in sorted((provisioning / "dashboards").glob("*.yml"))
+                     for p in yaml.safe_load(f.read_text()).get("providers") or []]
+        dashboards = [json.loads(f.read_text()) for p in providers
+                      for folder in [_mounted(spec, p.get("options", {}).get("path", ""))]
+                      if folder is not None for f in sorted(folder.glob("*.json"))]
+        if not dashboards:
+            problems.append(f"{name}: no dashboard JSON in the folders its dashboard providers name")
+        problems += [f"{name}: dashboard {board.get('title')} panel {panel.get('title')!r} reads "
+                     f"datasource {panel['datasource'].get('uid')!r}, not one of {sorted(uids)}"
+                     for board in dashboards for panel in board.get("panels", [])
+                     if panel.get("datasource", {}).get("uid") not in uids]
+    return problems
+
+
 CHECKS: list[Callable[[Deployment], list[str]]] = [
     check_env_names, check_env_values, check_kafka_kraft, check_topics_fit_the_broker,
     check_bootstrap_is_advertised, check_redis, check_worker_scales, check_web_ports,
     check_commands, check_depends_on_healthy, check_demo_profile, check_dockerfile,
+    check_prometheus, check_grafana,
 ]
 
 
@@ -401,6 +488,14 @@ BREAKAGES: dict[str, tuple[Callable[[dict], None], str]] = {
                                                   "redis": {"condition": "service_healthy"}}),
                     "depends_on kafka needs condition service_healthy"),
     "producer always on": (lambda c: c["services"]["demo-producer"].pop("profiles"), "profile demo"),
+    "unpinned prometheus": (_set("prometheus", "image", "prom/prometheus:latest"), "pin a version tag"),
+    "prometheus config not mounted": (_set("prometheus", "volumes", []), "is not mounted"),
+    "worker port not scraped": (_set_env("worker", "STREAMRECO_WEB_PORT", "7000"), "DNS discovery of worker:7000"),
+    "collector port not scraped": (
+        _set_env("collector", "STREAMRECO_COLLECTOR_PORT", "9000"), "does not scrape collector:9000"),
+    "grafana not provisioned": (_set("grafana", "volumes", []), "provisioning is not mounted"),
+    "prometheus renamed": (lambda c: c["services"].__setitem__("metrics", c["services"].pop("prometheus")),
+                           "not a prometheus service ['metrics']"),
 }
 
 DOCKERFILE_BREAKAGES = {
