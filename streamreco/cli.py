@@ -7,6 +7,7 @@ passed down.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import sys
@@ -128,11 +129,18 @@ def _lag(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
-    if args.which == "quality":
-        from bench.quality import main as quality
+    benchmark = importlib.import_module(f"bench.{args.which}")
+    return benchmark.main(args.rest)
 
-        return quality(args.rest)
-    raise SystemExit(f"unknown benchmark {args.which!r}")
+
+def _forget(settings: Settings, args: argparse.Namespace) -> int:
+    from producers.sdk import EventProducer
+
+    with EventProducer(settings) as producer:
+        event = producer.track("forget", user_id=args.user_id)
+    print(f"forget {event.event_id} sent for user {args.user_id!r}; the worker owning the user deletes "
+          "their keys and tombstones their list on the recommendations topic")
+    return 0
 
 
 def _schema(settings: Settings, args: argparse.Namespace) -> int:
@@ -181,9 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "(0: one reading, no estimate); with --watch, between refreshes")
     lag.add_argument("--watch", action="store_true", help="print again every --interval seconds until Ctrl-C")
     lag.add_argument("--count", type=int, default=None, help="with --watch: stop after this many tables")
-    bench = command("bench", _bench, "run a benchmark (quality); arguments after it go to the benchmark")
-    bench.add_argument("which", choices=["quality"])
+    bench = command("bench", _bench, "run a benchmark; arguments after its name go to it")
+    bench.add_argument("which", choices=["quality", "speed"])
     bench.add_argument("rest", nargs=argparse.REMAINDER)
+    forget = command("forget", _forget, "delete everything streamreco holds about a user")
+    forget.add_argument("user_id")
     command("schema", _schema, "print the JSON Schemas of the event contract")
     return parser
 

@@ -116,14 +116,14 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
             )
         for user_id, value in result.rekeyed:
             pending.append(await topics["events"].send(key=user_id, value=value))
+        for user_id in result.tombstones:  # before the lists: a list after a forget is a new start
+            pending.append(await topics["recommendations"].send(key=user_id, value=None))
         for rec in result.lists:
             pending.append(
                 await topics["recommendations"].send(
                     key=rec.user_id.encode(), value=orjson.dumps(rec.model_dump())
                 )
             )
-        for user_id in getattr(result, "tombstones", ()):  # after the lists: the user's list is gone
-            pending.append(await topics["recommendations"].send(key=user_id, value=None))
         await asyncio.gather(*pending)
         state.dead_lettered += len(result.dead_letters)
         state.lists_published += len(result.lists)

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 import faust
 from streamreco.keys import Keys
+from streamreco.privacy import Pseudonymiser
 from streamreco.settings import Settings
 from streams.agents import WorkerState
 
@@ -44,6 +45,8 @@ class BrokerProbe:
 
 def register(app: faust.App, settings: Settings, state: WorkerState) -> None:
     keys = Keys(settings.namespace)
+    secret = settings.pseudonymise_key
+    pseudonymise = Pseudonymiser(secret.get_secret_value() if secret else None)
     broker = BrokerProbe(settings)
 
     @app.on_before_shutdown.connect
@@ -55,7 +58,7 @@ def register(app: faust.App, settings: Settings, state: WorkerState) -> None:
         """``GET /recommendations/{user_id}``: the last list published for the user."""
 
         async def get(self, request: Request, user_id: str) -> Response:
-            (blob,) = state.store.get([keys.latest(user_id)])
+            (blob,) = state.store.get([keys.latest(pseudonymise(user_id))])
             if blob is None:
                 return self.json({"error": f"no recommendations for user {user_id!r} yet"}, status=404)
             return self.bytes(blob, content_type="application/json")

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 
@@ -163,4 +167,35 @@ def test_two_workers_share_the_partitions_and_process_every_event_once(
         assert msgpack.unpackb(blob)[5] == 5
     counts = Counter(json.loads(r.value)["user_id"] for r in recs.records)
     assert set(counts) == set(users)
+    recs.close()
+
+
+def test_forget_removes_everything_about_a_user_within_seconds(settings_factory, worker_factory, redis_client):
+    settings = settings_factory()
+    worker = worker_factory(settings)
+    worker.wait_ready()
+    produce(settings, settings.events_topic, [
+        (b"gone", event_json("g1", "view", "gone", "i1")),
+        (b"gone", event_json("g2", "purchase", "gone", "i2")),
+        (b"stays", event_json("s1", "view", "stays", "i1")),
+    ])
+    recs = TopicReader(settings, settings.recommendations_topic)
+    recs.until(lambda records: {"g2", "s1"} <= {json.loads(r.value)["caused_by"] for r in records if r.value})
+    assert list(redis_client.scan_iter(match=f"{settings.namespace}:{{u:gone}}:*"))
+
+    env = {**os.environ, **settings.to_env()}
+    done = subprocess.run([sys.executable, "-m", "streamreco.cli", "forget", "gone"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    started = time.monotonic()
+    recs.until(lambda records: any(r.key == b"gone" and r.value is None for r in records), timeout=10)
+    assert time.monotonic() - started < 5
+    assert list(redis_client.scan_iter(match=f"{settings.namespace}:{{u:gone}}:*")) == []
+    for key in redis_client.scan_iter(match=f"{settings.namespace}:*"):
+        if redis_client.type(key) == b"string":
+            assert b"gone" not in redis_client.get(key)
+    assert list(redis_client.scan_iter(match=f"{settings.namespace}:{{u:stays}}:*"))
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{worker.url}/recommendations/gone", timeout=5)
+    assert missing.value.code == 404
     recs.close()
