@@ -48,6 +48,8 @@ class WorkerState:
     metrics: WorkerMetrics
     events_processed: int = 0
     dead_lettered: int = 0
+    duplicates: int = 0
+    rekeyed: int = 0
     lists_published: int = 0
     store_errors: int = 0
     started_at: float = field(default_factory=time.time)
@@ -126,6 +128,8 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
             )
         await asyncio.gather(*pending)
         state.dead_lettered += len(result.dead_letters)
+        state.duplicates += result.duplicates
+        state.rekeyed += len(result.rekeyed)
         state.lists_published += len(result.lists)
         state.events_processed += result.processed
 

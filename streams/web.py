@@ -80,6 +80,8 @@ def register(app: faust.App, settings: Settings, state: WorkerState) -> None:
                 "events_processed": state.events_processed,
                 "lists_published": state.lists_published,
                 "dead_lettered": state.dead_lettered,
+                "duplicates": state.duplicates,
+                "rekeyed": state.rekeyed,
                 "store_errors": state.store_errors,
                 "quality": state.quality(),
             }

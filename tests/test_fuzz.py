@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
-from hypothesis import HealthCheck, given, settings
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from streamreco.settings import Settings
 from streamreco.store import MemoryStore
 from streams.processor import EventProcessor, RawMessage
+from tests.kafka_helpers import produce
 
 TYPES = ["view", "click", "add_to_cart", "remove_from_cart", "purchase", "rating", "review", "search", "forget"]
 scalars = st.one_of(
@@ -53,7 +57,7 @@ messages = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values=messages)
 def test_every_message_is_accounted_for_exactly_once(values: list[bytes]) -> None:
     processor = EventProcessor(Settings(), MemoryStore())
@@ -85,3 +89,38 @@ def test_memory_stays_bounded_however_long_a_user_lives() -> None:
         ])
     (profile,) = store.get(["sr:{u:u}:profile"])
     assert len(profile) < 20_000  # history, recent ids capped; seen items grow only with the catalogue
+
+
+@pytest.mark.integration
+def test_the_worker_balances_its_books_on_fuzzed_input_through_the_broker(settings_factory, worker_factory):
+    """sent = processed + duplicates + dead-lettered, counted by the running worker."""
+    settings = settings_factory()
+    worker = worker_factory(settings)
+    worker.wait_ready()
+    sent: list[tuple[bytes | None, bytes]] = []
+
+    @hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(values=messages)
+    def collect(values: list[bytes]) -> None:
+        for value in values:
+            try:
+                key = str(json.loads(value)["user_id"]).encode()
+            except Exception:  # noqa: BLE001 - garbage has no user
+                key = None
+            sent.append((key, value))
+
+    collect()
+    sent += [(b"u1", encoded({"event_id": "dup", "type": "view", "user_id": "u1", "item_id": "i1", "ts": 5}))] * 3
+    produce(settings, settings.events_topic, sent)
+
+    def balanced() -> bool:
+        h = worker.health()
+        return h.get("events_processed", 0) + h.get("duplicates", 0) + h.get("dead_lettered", 0) == len(sent)
+
+    deadline = time.monotonic() + 60
+    while not balanced():
+        assert time.monotonic() < deadline, (worker.health(), len(sent))
+        assert worker.process.poll() is None
+        time.sleep(0.3)
+    health = worker.health()
+    assert health["duplicates"] >= 2 and health["dead_lettered"] > 0 and health["events_processed"] > 0
