@@ -6,14 +6,6 @@ Each test gets its own topic names, consumer group and Redis namespace through
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from bench.harness import WorkerProcess
 from streamreco import embedded
 from streamreco.settings import Settings
 
@@ -77,54 +70,6 @@ def settings_factory(
         keys = list(redis_client.scan_iter(match=f"{namespace}:*", count=1000))
         if keys:
             redis_client.unlink(*keys)
-
-
-class WorkerProcess:
-    """A ``streamreco worker`` child process with its own settings and log file."""
-
-    def __init__(self, settings: Settings, log: Path) -> None:
-        self.settings = settings
-        self.log = log
-        env = {**os.environ, **settings.to_env()}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamreco.cli", "worker"],
-            env=env,
-            stdout=open(log, "ab"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.web_port}"
-
-    def health(self) -> dict:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return json.loads(error.read())
-        except OSError:
-            return {}
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        """Wait until the worker has partitions assigned and Redis answers."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
-            if self.health().get("status") == "ok":
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 @pytest.fixture

@@ -1,12 +1,22 @@
-"""Helpers for fault tests: a deterministic stream, its fault-free state, and state comparison."""
+"""Running the real pipeline under test and benchmark: worker processes, streams, state checks.
+
+Used by the integration and fault tests and by ``bench/reliability.py``.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import signal
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import redis
 from kafka import KafkaProducer
@@ -99,5 +109,66 @@ def assert_same_state(expected: State, actual: State, namespace: str) -> None:
             assert math.isclose(got_sets[key][member], score, rel_tol=1e-9), (key, member)
 
 
+def lost_and_doubled(expected: State, actual: State) -> tuple[int, int]:
+    """Events missing from, and events applied twice in, each user's profile, summed."""
+    lost = doubled = 0
+    for key, blob in expected[0].items():
+        if key.endswith(":profile"):
+            want = Profile.decode("", blob).n_events
+            got_blob = actual[0].get(key)
+            got = Profile.decode("", got_blob).n_events if got_blob else 0
+            lost += max(0, want - got)
+            doubled += max(0, got - want)
+    return lost, doubled
+
+
 def total_events(state: State) -> int:
     return sum(Profile.decode("", b).n_events for k, b in state[0].items() if k.endswith(":profile"))
+
+
+class WorkerProcess:
+    """A ``streamreco worker`` child process with its own settings and log file."""
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.settings = settings
+        self.log = log
+        env = {**os.environ, **settings.to_env()}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamreco.cli", "worker"],
+            env=env,
+            stdout=open(log, "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.web_port}"
+
+    def health(self) -> dict:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return json.loads(error.read())
+        except OSError:
+            return {}
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Wait until the worker has partitions assigned and Redis answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+            if self.health().get("status") == "ok":
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
