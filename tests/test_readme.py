@@ -26,3 +26,12 @@ def test_the_demo_command_installs_then_runs_the_demo():
     install = test.rsplit("&&", 1)[0]
     assert demo.startswith(install)
     assert demo.endswith("streamreco demo")
+
+
+def test_every_setting_is_documented_in_the_readme():
+    from streamreco.settings import ENV_PREFIX, Settings
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Settings"): text.index("\n## ", text.index("## Settings") + 1)]
+    documented = set(re.findall(rf"`{ENV_PREFIX}([A-Z_]+)`", section))
+    assert documented == {name.upper() for name in Settings.model_fields}
