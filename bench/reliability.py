@@ -62,6 +62,8 @@ class Outcome:
     doubled: int
     recovery_seconds: float
     same_state: bool
+    backlog: int = 0  #: overload: events not yet applied when production ended
+    memory_growth_mib: float = 0.0  #: overload: worker peak resident memory over its start
 
 
 def _finish(fault: str, settings: Settings, client: redis.Redis, stream: list, last: dict[int, int],
@@ -201,6 +203,41 @@ def rebalance(settings: Settings, start: StartWorker, client: redis.Redis, event
     return _finish("a second worker joins, then leaves, mid-stream", settings, client, stream, last, left_at)
 
 
+def resident_mib(pid: int) -> float:
+    """Resident memory of a process, MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def overload(settings: Settings, start: StartWorker, client: redis.Redis, events: int = 30_000) -> Outcome:
+    """Producers outrun the worker: lag grows, memory stays bounded, and the worker catches up.
+
+    The stream is produced as fast as the producer can, while the worker runs; the
+    worker's resident memory is sampled until it has applied everything.
+    """
+    worker = start(settings)
+    worker.wait_ready()
+    baseline = resident_mib(worker.process.pid)
+    stream = shop_stream(events, seed=5)
+    last = produce_all(settings, stream)
+    peak_lag = sum(last.values()) - _progress(client, settings)
+    peak = baseline
+    done_at = time.monotonic()
+
+    def sample() -> bool:
+        nonlocal peak
+        peak = max(peak, resident_mib(worker.process.pid))
+        return applied_offsets(client, settings) == last
+
+    wait_until(sample, 300, "caught up after the overload")
+    outcome = _finish(f"overload: {events:,} events produced at full speed", settings, client, stream, last, done_at)
+    outcome.fault += f" (backlog {peak_lag:,} when production ended; worker memory {baseline:.0f} -> peak {peak:.0f} MiB)"
+    outcome.backlog, outcome.memory_growth_mib = peak_lag, peak - baseline
+    return outcome
+
+
 def _markdown(outcomes: list[Outcome], command: str) -> str:
     cores, memory = os.cpu_count(), os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     lines = [
@@ -252,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda s: redis_outage(s, start, folder / "redis"),
             lambda s: broker_restart(s, start, client, folder),
             lambda s: rebalance(s, start, client),
+            lambda s: overload(s, start, client),
         ]
         (folder / "redis").mkdir()
         for scenario in scenarios:

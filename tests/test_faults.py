@@ -44,3 +44,12 @@ def test_a_worker_joining_then_leaving_mid_stream_loses_and_doubles_nothing(
     settings_factory, worker_factory, redis_client
 ):
     check(reliability.rebalance(settings_factory(model=reliability.MODEL), worker_factory, redis_client))
+
+
+def test_an_overloaded_worker_keeps_its_memory_bounded_and_catches_up(settings_factory, worker_factory, redis_client):
+    outcome = reliability.overload(
+        settings_factory(model=reliability.MODEL), worker_factory, redis_client, events=12_000
+    )
+    check(outcome)
+    assert outcome.backlog > 0  # the producer did outrun the worker
+    assert outcome.memory_growth_mib < 200, outcome.fault
