@@ -2,7 +2,7 @@
 
 >>> model = build_model("blend")
 >>> type(model).__name__, [type(m).__name__ for m in model.models]
-('Blend', ['ItemCooccurrence', 'MatrixFactorisation', 'Popularity'])
+('Blend', ['ItemCooccurrence', 'Popularity'])
 """
 
 from __future__ import annotations
@@ -40,13 +40,12 @@ def build_model(name: str, store: Store | None = None, namespace: str = "sr") ->
         return ItemCooccurrence(store=store, namespace=namespace)
     if name == "mf":
         return MatrixFactorisation(store=store, namespace=namespace)
-    if name == "blend":
+    if name == "blend":  # the default; its settings were tuned on the first half of MovieLens
         return Blend(
             [
                 ItemCooccurrence(store=store, namespace=namespace),
-                MatrixFactorisation(store=store, namespace=namespace),
                 Popularity(store=store, namespace=namespace),
             ],
-            weights=[1.0, 0.3, 0.2],
+            weights=[1.0, 0.1],
         )
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")

@@ -1,14 +1,18 @@
-"""Item-to-item co-occurrence over the user's recency-weighted history, with transitions.
+"""Item-to-item co-occurrence over the user's recency-weighted history.
 
 On each interaction with item ``i``, every item ``j`` among the user's last
 ``window`` items gets ``co[j][i]`` and ``co[i][j]`` raised by the interaction's
-weight times ``recency ** position`` (the most recent item counts most), and
-the directed transitions ``j -> i`` from the user's last ``transition_steps``
-items are counted, ``transition_decay ** position`` each. A user's candidates
-are the neighbours of their recent items, each scored by the recency-weighted
-sum of co-occurrence divided by ``count(candidate) ** alpha`` (so that
-blockbusters, which co-occur with everything, do not win by default), plus the
-transitions from the user's last items, each as a share of that item's count.
+weight times ``recency ** position`` (the most recent item counts most). A
+user's candidates are the neighbours of their recent items: each neighbour row
+is damped by ``count(candidate) ** alpha`` (so that blockbusters, which
+co-occur with everything, do not win by default), divided by its own maximum
+(``row_norm``: every history item gets one equal vote, however popular it is),
+weighted by ``recency ** position`` of its source, and summed. Optional
+first-order transitions (``transition_weight``) add the items that followed
+the user's last items, each as a share of that item's count.
+
+Per call: one ``ztop`` over the recent items' rows and one ``zscores`` of
+their neighbours' counts, whatever the catalogue size.
 
 >>> from online_models.profile import Profile
 >>> model = ItemCooccurrence()
@@ -25,7 +29,7 @@ transitions from the user's last items, each as a share of that item's count.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import numpy as np
 
 from online_models.base import Candidate, Recommender
 from online_models.profile import Profile
@@ -43,8 +47,10 @@ class ItemCooccurrence(Recommender):
         Weight multiplier per step back in the history (1.0: all equal).
     alpha
         Popularity normalisation: candidate scores are divided by ``count ** alpha``.
+    row_norm
+        Divide each history item's (damped) neighbour row by its maximum before summing.
     transition_weight
-        Weight of transitions from the user's last items.
+        Weight of transitions from the user's last items (0: none learned or read).
     transition_steps
         How many of the user's last items count a transition to the next item
         (1: first-order transitions only).
@@ -60,12 +66,13 @@ class ItemCooccurrence(Recommender):
         self,
         window: int = 20,
         recency: float = 0.9,
-        alpha: float = 0.5,
-        transition_weight: float = 1.0,
+        alpha: float = 0.4,
+        row_norm: bool = True,
+        transition_weight: float = 0.0,
         transition_steps: int = 1,
         transition_decay: float = 0.5,
         neighbours: int = 200,
-        fanout: int = 50,
+        fanout: int = 100,
         store: Store | None = None,
         namespace: str = "sr",
     ) -> None:
@@ -73,6 +80,7 @@ class ItemCooccurrence(Recommender):
         self.window = window
         self.recency = recency
         self.alpha = alpha
+        self.row_norm = row_norm
         self.transition_weight = transition_weight
         self.transition_steps = transition_steps
         self.transition_decay = transition_decay
@@ -88,7 +96,8 @@ class ItemCooccurrence(Recommender):
             row[other] = pair_weight
             state.zincr(keys.neighbours(other), {item: pair_weight}, cap=self.neighbours)
         state.zincr(keys.neighbours(item), row, cap=self.neighbours)
-        for position, previous in enumerate(recent[: self.transition_steps]):
+        following = recent[: self.transition_steps] if self.transition_weight else []
+        for position, previous in enumerate(following):
             step = {item: self.transition_decay**position}
             state.zincr(keys.transitions(previous), step, cap=self.neighbours)
         state.zincr(keys.counts(), {item: 1.0})
@@ -99,33 +108,37 @@ class ItemCooccurrence(Recommender):
         if not recent:  # a newcomer: the most interacted-with items
             (rows,) = state.ztop([keys.counts()], k)
             return {item: Candidate(count, "popular") for item, count in rows}
-        similar, following = recent[: self.window], recent[: self.transition_steps]
+        similar = recent[: self.window]
+        following = recent[: self.transition_steps] if self.transition_weight else []
+        sources = similar + following
         rows = state.ztop(
             [keys.neighbours(j) for j in similar] + [keys.transitions(j) for j in following],
             self.fanout,
         )
-        totals: defaultdict[str, float] = defaultdict(float)
-        best_source: dict[str, tuple[float, str]] = {}
-
-        def add(source: str, row: list[tuple[str, float]], weight: float) -> None:
-            for item, strength in row:
-                contribution = weight * strength
-                totals[item] += contribution
-                if contribution > best_source.get(item, (-1.0, ""))[0]:
-                    best_source[item] = (contribution, source)
-
-        for position, (source, row) in enumerate(zip(similar, rows, strict=False)):
-            add(source, row, self.recency**position)
-        source_counts = state.zscores(keys.counts(), following)
-        for position, (source, row, count) in enumerate(
-            zip(following, rows[len(similar) :], source_counts, strict=True)
-        ):
-            add(source, row, self.transition_weight * self.recency**position / (count or 1.0))
-        items = list(totals)
-        counts = state.zscores(keys.counts(), items)
-        scores = {
-            item: totals[item] / (count or 1.0) ** self.alpha
-            for item, count in zip(items, counts, strict=True)
+        # every (source row, neighbour) pair as flat arrays: one numpy pass, no per-pair Python
+        pairs = [pair for row in rows for pair in row]
+        if not pairs:
+            return {}
+        names, strengths = zip(*pairs, strict=True)
+        pool = list(dict.fromkeys(names))  # distinct neighbours, first (most recent) source first
+        where = np.fromiter(map({item: at for at, item in enumerate(pool)}.__getitem__, names), np.intp)
+        row_of = np.repeat(np.arange(len(rows)), [len(row) for row in rows])
+        values = np.array(strengths)
+        counts = state.zscores(keys.counts(), pool + following)
+        counts = np.array([count or 1.0 for count in counts])
+        weights = self.recency ** np.arange(len(sources), dtype=float)
+        weights[len(similar) :] *= self.transition_weight / counts[len(pool) :]
+        similarity = row_of < len(similar)
+        values[similarity] *= counts[where[similarity]] ** -self.alpha
+        if self.row_norm:  # each history item gets one vote: its row divided by its maximum
+            starts = np.flatnonzero(np.r_[True, row_of[1:] != row_of[:-1]])
+            peaks = np.maximum.reduceat(values, starts)
+            weights[row_of[starts[similarity[starts]]]] /= peaks[similarity[starts]]
+        totals = np.bincount(where, weights=values * weights[row_of], minlength=len(pool))
+        best = np.argsort(-totals, kind="stable")[:k]
+        origin = np.full(len(pool), len(rows))
+        np.minimum.at(origin, where, row_of)  # the most recent source listing each neighbour
+        return {
+            pool[at]: Candidate(float(totals[at]), f"similar_to:{sources[source]}")
+            for at, source in zip(best.tolist(), origin[best].tolist(), strict=True)
         }
-        ranked = sorted(scores.items(), key=lambda e: (e[1], e[0]), reverse=True)[:k]
-        return {item: Candidate(score, f"similar_to:{best_source[item][1]}") for item, score in ranked}

@@ -7,7 +7,14 @@ import re
 
 import pytest
 
-from online_models import MODEL_NAMES, Profile, Recommender, build_model, recommend
+from online_models import (
+    MODEL_NAMES,
+    ItemCooccurrence,
+    Profile,
+    Recommender,
+    build_model,
+    recommend,
+)
 from online_models.base import Candidate
 from streamreco.store import MemoryStore
 
@@ -87,3 +94,20 @@ def test_results_are_deterministic(name: str) -> None:
         a = recommend(first, profiles_a[user], n=5)
         b = recommend(second, profiles_b[user], n=5)
         assert a == b
+
+
+@pytest.mark.parametrize(("row_norm", "first"), [(True, "b"), (False, "a")])
+def test_row_norm_gives_each_history_item_one_vote(row_norm: bool, first: str) -> None:
+    model = ItemCooccurrence(row_norm=row_norm, store=MemoryStore())
+    sessions = [["hot", "a"]] * 5 + [["niche", "b"]]
+    for user, items in enumerate(sessions):
+        profile = Profile(f"crowd{user}")
+        for item in items:
+            model.learn_one(profile, item, 1.0, T0)
+            profile.add(item, T0, 1.0)
+    me = Profile("me")
+    me.add("hot", T0, 1.0)
+    me.add("niche", T0 + 1, 1.0)
+    found = model.candidates(me, k=2)
+    assert list(found) == [first, "a" if first == "b" else "b"]
+    assert found["b"].reason == "similar_to:niche"
