@@ -9,7 +9,6 @@ import json
 import math
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import redis
 from kafka import KafkaProducer
 
 from online_models import Profile
+from streamreco.embedded import stop_process
 from streamreco.settings import Settings
 from streamreco.store import MemoryStore
 from streams.processor import EventProcessor, RawMessage
@@ -165,10 +165,4 @@ class WorkerProcess:
         raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, grace=20)

@@ -40,7 +40,6 @@ import math
 import os
 import platform
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -115,13 +114,7 @@ class Worker:
         return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        embedded.stop_process(self.process, grace=30)
 
 
 def produce(settings: Settings, spec: dict, wait: bool = True) -> subprocess.Popen | dict:
