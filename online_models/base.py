@@ -44,6 +44,10 @@ class Recommender(base.Estimator):
         Prefix of the store keys.
     """
 
+    #: Whether :meth:`score` rates items beyond this model's own candidates; a model
+    #: that only knows its candidates scores everything else 0.
+    scores_any_item = True
+
     def __init__(self, store: Store | None = None, namespace: str = "sr") -> None:
         self.store = store
         self.namespace = namespace

@@ -23,7 +23,6 @@ source that contributed most to it.
 from __future__ import annotations
 
 from online_models.base import Candidate, Recommender
-from online_models.cooccurrence import ItemCooccurrence
 from online_models.profile import Profile
 
 
@@ -57,10 +56,10 @@ class Blend(Recommender):
         totals = dict.fromkeys(pool, 0.0)
         reasons: dict[str, tuple[float, str]] = {}
         for model, weight, found in zip(self.models, self.weights, proposals, strict=True):
-            if isinstance(model, ItemCooccurrence):  # scores only its own neighbours
-                scores = [found[item].score if item in found else 0.0 for item in pool]
-            else:
+            if model.scores_any_item:
                 scores = model.score(profile, pool)
+            else:
+                scores = [found[item].score if item in found else 0.0 for item in pool]
             low, high = min(scores), max(scores)
             if high <= low:
                 continue

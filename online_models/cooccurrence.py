@@ -62,6 +62,8 @@ class ItemCooccurrence(Recommender):
         Neighbours read per history item when proposing candidates.
     """
 
+    scores_any_item = False  # only the neighbours of the user's recent items
+
     def __init__(
         self,
         window: int = 20,

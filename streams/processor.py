@@ -206,9 +206,10 @@ class EventProcessor:
             events, replayed, restarted = [], {}, set()
             for event, message in self._parse(messages, result):
                 mark = marks.get((message.topic, message.partition))
-                if mark is not None and not self._redelivered(message, mark) and message.offset <= mark[0]:
+                redelivered = self._redelivered(message, mark)
+                if mark is not None and not redelivered and message.offset <= mark[0]:
                     restarted.add((message.topic, message.partition))
-                if self._redelivered(message, mark):
+                if redelivered:
                     replayed[event.user_id] = event
                     if event.type == "forget":
                         result.tombstones.append(event.user_id.encode())
