@@ -42,9 +42,11 @@ class RedisStore(Store):
         self._increment_script = client.register_script(_INCREMENTS)
 
     @classmethod
-    def from_url(cls, url: str, password: str | None = None) -> RedisStore:
-        kwargs = {"password": password} if password else {}
-        return cls(redis.Redis.from_url(url, socket_timeout=10, health_check_interval=30, **kwargs))
+    def from_url(cls, url: str, password: str | None = None, **options: object) -> RedisStore:
+        """A store on the server at ``url``; ``options`` go to :class:`redis.Redis` (TLS files...)."""
+        if password:
+            options["password"] = password
+        return cls(redis.Redis.from_url(url, socket_timeout=10, health_check_interval=30, **options))
 
     # writes go to the open transaction, or straight to the server
     @contextlib.contextmanager
