@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import functools
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from river import base
@@ -72,6 +73,19 @@ class Recommender(base.Estimator):
     @abc.abstractmethod
     def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
         """Up to ``k`` scored items for the user, best first; may include seen items."""
+
+    def prefetch(self, profiles: Sequence[Profile], k: int) -> set[str]:
+        """Read ahead what :meth:`candidates` ``(profile, k)`` will read for each of ``profiles``.
+
+        Purely an optimisation for a store that batches (many users' reads in one
+        round trip instead of several per user): results never depend on it.
+        Returns every item those candidates can include, so that their scores
+        can be read ahead too. The default reads nothing and knows no items.
+        """
+        return set()
+
+    def prefetch_scores(self, profiles: Sequence[Profile], items: Collection[str]) -> None:
+        """Read ahead what :meth:`score` of ``items`` will read for each of ``profiles``."""
 
     def predict_one(self, profile: Profile, item: str) -> float:
         """The model's score of ``item`` for the user (0 when it has no opinion)."""

@@ -22,6 +22,8 @@ source that contributed most to it.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+
 from online_models.base import Candidate, Recommender
 from online_models.profile import Profile
 
@@ -47,6 +49,16 @@ class Blend(Recommender):
     def learn_one(self, profile: Profile, item: str, weight: float, ts: float) -> None:
         for model in self.models:
             model.learn_one(profile, item, weight, ts)
+
+    def prefetch(self, profiles: Sequence[Profile], k: int) -> set[str]:
+        proposed = set().union(*(model.prefetch(profiles, k) for model in self.models))
+        self.prefetch_scores(profiles, proposed)
+        return proposed
+
+    def prefetch_scores(self, profiles: Sequence[Profile], items: Collection[str]) -> None:
+        for model in self.models:
+            if model.scores_any_item:
+                model.prefetch_scores(profiles, items)
 
     def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
         proposals = [model.candidates(profile, k) for model in self.models]

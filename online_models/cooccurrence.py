@@ -29,6 +29,8 @@ their neighbours' counts, whatever the catalogue size.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from online_models.base import Candidate, Recommender
@@ -104,19 +106,39 @@ class ItemCooccurrence(Recommender):
             state.zincr(keys.transitions(previous), step, cap=self.neighbours)
         state.zincr(keys.counts(), {item: 1.0})
 
-    def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
+    def _sources(self, profile: Profile) -> tuple[list[str], list[str]]:
+        """The user's recent items whose neighbours, and whose transitions, are read."""
         recent = profile.recent_items(max(self.window, self.transition_steps))
+        following = recent[: self.transition_steps] if self.transition_weight else []
+        return recent[: self.window], following
+
+    def _rows(self, similar: list[str], following: list[str]) -> list[str]:
+        keys = self.keys
+        return [keys.neighbours(j) for j in similar] + [keys.transitions(j) for j in following]
+
+    def prefetch(self, profiles: Sequence[Profile], k: int) -> set[str]:
         keys, state = self.keys, self.state
-        if not recent:  # a newcomer: the most interacted-with items
+        rows, followed, newcomers = {}, set(), False
+        for profile in profiles:
+            similar, following = self._sources(profile)
+            rows.update(dict.fromkeys(self._rows(similar, following)))
+            followed.update(following)
+            newcomers = newcomers or not similar
+        found = {member for row in state.ztop(list(rows), self.fanout) for member, _ in row}
+        if newcomers:
+            (popular,) = state.ztop([keys.counts()], k)
+            found.update(item for item, _ in popular)
+        state.zscores(keys.counts(), list(found | followed))
+        return found
+
+    def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
+        keys, state = self.keys, self.state
+        similar, following = self._sources(profile)
+        if not similar:  # a newcomer: the most interacted-with items
             (rows,) = state.ztop([keys.counts()], k)
             return {item: Candidate(count, "popular") for item, count in rows}
-        similar = recent[: self.window]
-        following = recent[: self.transition_steps] if self.transition_weight else []
         sources = similar + following
-        rows = state.ztop(
-            [keys.neighbours(j) for j in similar] + [keys.transitions(j) for j in following],
-            self.fanout,
-        )
+        rows = state.ztop(self._rows(similar, following), self.fanout)
         # every (source row, neighbour) pair as flat arrays: one numpy pass, no per-pair Python
         pairs = [pair for row in rows for pair in row]
         if not pairs:

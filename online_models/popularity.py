@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Collection, Sequence
 
 from online_models.base import Candidate, Recommender
 from online_models.profile import Profile
@@ -63,6 +64,20 @@ class Popularity(Recommender):
             return period
         (stored,) = self.state.get([self.keys.popularity_clock()])
         return max(period or 0, int(stored) if stored else 0)
+
+    def _keys(self, profiles: Sequence[Profile]) -> list[str]:
+        """The counters that scoring ``profiles`` reads: their periods' and the ones before."""
+        if self.half_life is None:
+            return [self.keys.popularity(None)]
+        periods = dict.fromkeys(self._clock(p) for p in profiles)
+        return [self.keys.popularity(q) for p in periods for q in (p, p - 1)]
+
+    def prefetch(self, profiles: Sequence[Profile], k: int) -> set[str]:
+        return {item for row in self.state.ztop(self._keys(profiles), k) for item, _ in row}
+
+    def prefetch_scores(self, profiles: Sequence[Profile], items: Collection[str]) -> None:
+        items = list(items)
+        self.state.zscores_many({key: items for key in self._keys(profiles)})
 
     def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
         if self.half_life is None:

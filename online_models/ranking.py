@@ -16,9 +16,20 @@ with (when ``exclude_seen``), and items that are out of stock or deleted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from online_models.base import Recommender
 from online_models.profile import Profile
 from streamreco.events import RecommendedItem
+
+#: Candidates asked for per list slot at first (more only when rules exclude too many).
+CANDIDATES_PER_SLOT = 3
+
+
+def prefetch(model: Recommender, profiles: Sequence[Profile], n: int) -> None:
+    """Read ahead, for a batching store, what :func:`recommend` will read for ``profiles``."""
+    proposed = model.prefetch(profiles, CANDIDATES_PER_SLOT * n)
+    model.state.zscores(model.keys.unavailable(), list(proposed))
 
 
 def recommend(
@@ -32,7 +43,7 @@ def recommend(
     """
     excluded = profile.seen if exclude_seen else profile.purchased
     most = 2 * n + len(excluded)
-    k = min(3 * n, most)
+    k = min(CANDIDATES_PER_SLOT * n, most)
     while True:
         proposed = model.candidates(profile, k=k)
         items = [i for i in proposed if i not in excluded and i not in profile.purchased]

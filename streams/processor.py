@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from online_models import Profile, build_model, recommend
+from online_models.ranking import prefetch
 from online_models.feedback import interaction_weight
 from streamreco.evaluation import RollingScore
 from streamreco.events import InvalidEvent, RecommendationList, ShopEvent, dumps, parse_event
@@ -239,6 +240,8 @@ class EventProcessor:
                     last_event[event.user_id] = event
                 else:
                     result.lists.append(self._refresh(profile, event))
+            # every user's reads for their list in a few round trips, not several per user
+            prefetch(self.model, [profiles[user] for user in last_event], self.settings.top_n)
             for user, cause in last_event.items():
                 result.lists.append(self._refresh(profiles[user], cause))
             latest = {r.user_id: r for r in result.lists}

@@ -48,6 +48,10 @@ class Store(abc.ABC):
     def zscores(self, key: str, members: Sequence[str]) -> list[float | None]:
         """The score of each member, ``None`` where absent."""
 
+    def zscores_many(self, requests: Mapping[str, Sequence[str]]) -> list[list[float | None]]:
+        """:meth:`zscores` of several sets at once (one round trip on a network backend)."""
+        return [self.zscores(key, members) for key, members in requests.items()]
+
     @abc.abstractmethod
     def zremove(self, key: str, members: Iterable[str]) -> None:
         """Remove members from a scored set."""

@@ -19,11 +19,11 @@ by later events of the same batch (so event *k+1* sees what event *k* learned);
 
 from __future__ import annotations
 
-import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from streamreco.store.base import Store
+from streamreco.store.memory import RANK
 
 _DELETED = object()
 
@@ -41,8 +41,9 @@ class BatchStore(Store):
         self._deltas: defaultdict[str, dict[str, float]] = defaultdict(dict)
         self._caps: dict[str, int] = {}
         self._removed: defaultdict[str, set[str]] = defaultdict(set)
-        self._base_scores: dict[tuple[str, str], float | None] = {}
+        self._base_scores: defaultdict[str, dict[str, float | None]] = defaultdict(dict)
         self._base_tops: dict[str, tuple[int, list[tuple[str, float]]]] = {}
+        self._merged_tops: dict[str, tuple[int, list[tuple[str, float]]]] = {}  # until the next write
 
     # --- blobs ---------------------------------------------------------------------
     def get(self, keys: Sequence[str]) -> list[bytes | None]:
@@ -61,10 +62,12 @@ class BatchStore(Store):
             self._dirty[key] = _DELETED
             self._deltas.pop(key, None)
             self._base_tops[key] = (1 << 62, [])
+            self._merged_tops.pop(key, None)
             self._removed.pop(key, None)
 
     # --- scored sets ---------------------------------------------------------------------
     def zincr(self, key: str, deltas: Mapping[str, float], cap: int | None = None) -> None:
+        self._merged_tops.pop(key, None)
         pending = self._deltas[key]
         for member, delta in deltas.items():
             pending[member] = pending.get(member, 0.0) + delta
@@ -78,16 +81,36 @@ class BatchStore(Store):
                 self._base_tops[key] = (n, rows)
         return [self._base_tops[key][1] for key in keys]
 
-    def _base(self, key: str, members: Sequence[str]) -> list[float | None]:
-        missing = [m for m in dict.fromkeys(members) if (key, m) not in self._base_scores]
+    def _base(self, requests: Mapping[str, Sequence[str]]) -> None:
+        """Remember the inner store's scores of these members, reading the unknown ones at once."""
+        missing = {}
+        for key, members in requests.items():
+            known = self._base_scores[key]
+            if unknown := [m for m in dict.fromkeys(members) if m not in known]:
+                missing[key] = unknown
         if missing:
-            for member, score in zip(missing, self.inner.zscores(key, missing), strict=True):
-                self._base_scores[key, member] = score
-        return [self._base_scores[key, m] for m in members]
+            for (key, members), scores in zip(missing.items(), self.inner.zscores_many(missing), strict=True):
+                self._base_scores[key].update(zip(members, scores, strict=True))
 
     def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
+        merged_tops = self._merged_tops
+        stale = [k for k in dict.fromkeys(keys) if merged_tops.get(k, (0, None))[0] < n]
+        if stale:
+            merged_tops.update(zip(stale, ((n, rows) for rows in self._merge_tops(stale, n)), strict=True))
+        return [merged_tops[key][1][:n] for key in keys]
+
+    def _merge_tops(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
+        """The top ``n`` of each set: the inner store's with this batch's changes applied."""
+        base_tops = self._base_top(keys, n)
+        outside: dict[str, list[str]] = {}  # members raised this batch that the read top misses
+        for key, base_rows in zip(keys, base_tops, strict=True):
+            if pending := self._deltas.get(key):
+                listed = {m for m, _ in base_rows}
+                removed = self._removed.get(key, ())
+                outside[key] = [m for m in pending if m not in listed and m not in removed]
+        self._base(outside)
         result = []
-        for key, base_rows in zip(keys, self._base_top(keys, n), strict=True):
+        for key, base_rows in zip(keys, base_tops, strict=True):
             pending = self._deltas.get(key)
             removed = self._removed.get(key)
             if not pending and not removed:
@@ -95,30 +118,43 @@ class BatchStore(Store):
                 continue
             removed = removed or set()
             merged = {m: score for m, score in base_rows if m not in removed}
-            if pending:  # a removed member restarts from zero: flush removes before adding
-                outside = [m for m in pending if m not in merged and m not in removed]
-                for member, score in zip(outside, self._base(key, outside), strict=True):
-                    if score is not None:
-                        merged[member] = score
-                for member, delta in pending.items():
-                    merged[member] = merged.get(member, 0.0) + delta
-            result.append(heapq.nlargest(n, merged.items(), key=lambda e: (e[1], e[0])))
+            for member in outside.get(key, ()):  # a removed member restarts from zero
+                if (score := self._base_scores[key][member]) is not None:
+                    merged[member] = score
+            for member, delta in (pending or {}).items():
+                merged[member] = merged.get(member, 0.0) + delta
+            result.append(sorted(merged.items(), key=RANK, reverse=True)[:n])
         return result
 
     def zscores(self, key: str, members: Sequence[str]) -> list[float | None]:
-        pending = self._deltas.get(key, {})
-        removed = self._removed.get(key, ())
-        scores: list[float | None] = []
-        for member, base in zip(members, self._base(key, members), strict=True):
-            if member in removed:
-                scores.append(pending.get(member))
-            elif member in pending:
-                scores.append((base or 0.0) + pending[member])
-            else:
-                scores.append(base)
+        (scores,) = self.zscores_many({key: members})
         return scores
 
+    def zscores_many(self, requests: Mapping[str, Sequence[str]]) -> list[list[float | None]]:
+        self._base(requests)
+        answers = []
+        for key, members in requests.items():
+            base_scores = self._base_scores[key]
+            pending = self._deltas.get(key)
+            removed = self._removed.get(key)
+            if not pending and not removed:
+                answers.append([base_scores[member] for member in members])
+                continue
+            pending, removed = pending or {}, removed or ()
+            scores: list[float | None] = []
+            for member in members:
+                base = base_scores[member]
+                if member in removed:
+                    scores.append(pending.get(member))
+                elif member in pending:
+                    scores.append((base or 0.0) + pending[member])
+                else:
+                    scores.append(base)
+            answers.append(scores)
+        return answers
+
     def zremove(self, key: str, members: Iterable[str]) -> None:
+        self._merged_tops.pop(key, None)
         pending = self._deltas.get(key, {})
         for member in members:
             pending.pop(member, None)

@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
+import heapq
 from operator import itemgetter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from streamreco.store.base import Store
 
 #: Order of a sorted set, as Redis keeps it: by score, then by member.
-_RANK = itemgetter(1, 0)
+RANK = itemgetter(1, 0)
 
 class MemoryStore(Store):
     """Dictionaries in this process; nothing survives the process."""
@@ -39,12 +40,13 @@ class MemoryStore(Store):
         scores = self._sets.setdefault(key, {})
         for member, delta in deltas.items():
             scores[member] = scores.get(member, 0.0) + delta
-        if cap is not None and len(scores) > cap:
-            self._sets[key] = dict(sorted(scores.items(), key=_RANK, reverse=True)[:cap])
+        if cap is not None and len(scores) > cap:  # drop the lowest, as ZREMRANGEBYRANK does
+            for member, _ in heapq.nsmallest(len(scores) - cap, scores.items(), key=RANK):
+                del scores[member]
 
     def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
         sets = self._sets
-        return [sorted(sets.get(key, {}).items(), key=_RANK, reverse=True)[:n] for key in keys]
+        return [sorted(sets.get(key, {}).items(), key=RANK, reverse=True)[:n] for key in keys]
 
     def zscores(self, key: str, members: Sequence[str]) -> list[float | None]:
         scores = self._sets.get(key, {})

@@ -116,6 +116,14 @@ class RedisStore(Store):
     def zscores(self, key: str, members: Sequence[str]) -> list[float | None]:
         return self.client.zmscore(key, members) if members else []
 
+    def zscores_many(self, requests: Mapping[str, Sequence[str]]) -> list[list[float | None]]:
+        pipe = self.client.pipeline(transaction=False)
+        for key, members in requests.items():
+            if members:
+                pipe.zmscore(key, members)
+        answers = iter(pipe.execute())
+        return [next(answers) if members else [] for members in requests.values()]
+
     def zremove(self, key: str, members: Iterable[str]) -> None:
         members = list(members)
         if members:
