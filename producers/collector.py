@@ -193,7 +193,9 @@ async def health(request: web.Request) -> web.Response:
 
 async def _producer(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_servers, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_servers, acks="all", linger_ms=5, **settings.kafka_client_options()
+    )
     await producer.start()
     app[PRODUCER] = producer
     try:
@@ -208,7 +210,8 @@ def make_app(settings: Settings, limits: Limits = Limits()) -> web.Application:
     Parameters
     ----------
     settings
-        Broker and ``events_topic``.
+        Broker (address and :meth:`~streamreco.settings.Settings.kafka_client_options`)
+        and ``events_topic``.
     limits
         Largest body (bytes) and most events one request may carry; beyond: 413.
     """

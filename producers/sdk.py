@@ -104,13 +104,15 @@ class EventProducer:
     Parameters
     ----------
     settings
-        Where to send: ``kafka_servers``, ``events_topic``, ``catalog_topic``.
+        Where to send: ``kafka_servers``, ``events_topic``, ``catalog_topic``, and how:
+        :meth:`~streamreco.settings.Settings.kafka_client_options` (SASL, TLS).
     acks
         ``'all'`` (default) waits until every in-sync replica has the message.
     linger_ms
         How long the client waits to fill a batch before sending it.
     **config
-        Any other ``KafkaProducer`` option (``compression_type``, ``batch_size``, ...).
+        Any other ``KafkaProducer`` option (``compression_type``, ``batch_size``, ...);
+        these win over the settings' security options.
 
     Sends are asynchronous: each returns kafka-python's future, and
     :meth:`flush` (or leaving the ``with`` block) waits until all are written.
@@ -123,7 +125,8 @@ class EventProducer:
         key = settings.pseudonymise_key
         self._pseudonymise = Pseudonymiser(key.get_secret_value() if key else None)
         self._producer = KafkaProducer(
-            bootstrap_servers=settings.kafka_servers, acks=acks, linger_ms=linger_ms, **config
+            bootstrap_servers=settings.kafka_servers, acks=acks, linger_ms=linger_ms,
+            **settings.kafka_client_options() | config,
         )
 
     def send(self, event: ShopEvent | Mapping[str, Any]) -> FutureRecordMetadata:

@@ -14,6 +14,7 @@ produce rates, and from them how long the group needs to catch up:
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -22,6 +23,16 @@ from dataclasses import dataclass, replace
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from streamreco.settings import Settings
+
+
+class _WithoutClientConfiguration(logging.Filter):
+    """Drops kafka-python's debug line that lists every admin-client option, SASL password included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Starting KafkaAdminClient with configuration")
+
+
+logging.getLogger("kafka.admin.client").addFilter(_WithoutClientConfiguration())
 
 
 @dataclass(frozen=True)
@@ -111,12 +122,16 @@ class LagReader:
     def __init__(self, settings: Settings, topics: list[str], group: str | None = None) -> None:
         self.group = group or settings.app_id
         self.topics = topics
-        self.admin = KafkaAdminClient(bootstrap_servers=settings.kafka_servers, client_id="streamreco-lag")
+        security = settings.kafka_client_options()
+        self.admin = KafkaAdminClient(
+            bootstrap_servers=settings.kafka_servers, client_id="streamreco-lag", **security
+        )
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_servers,
             group_id=None,
             enable_auto_commit=False,
             max_partition_fetch_bytes=64 * 1024,
+            **security,
         )
 
     def _end_offsets(self, partitions: list[TopicPartition], timeout: float = 2.0) -> dict[TopicPartition, int]:

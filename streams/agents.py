@@ -96,14 +96,14 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
         "recommendations": app.topic(settings.recommendations_topic, compacting=True, **raw),
         "dead_letter": app.topic(settings.dead_letter_topic, **raw),
     }
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    state = WorkerState(open_store(settings.redis_url, password), topics, WorkerMetrics(settings))
+    redis_options = settings.redis_options()
+    state = WorkerState(open_store(settings.redis_url, **redis_options), topics, WorkerMetrics(settings))
     json_logs = logging_config(settings.log_format, settings.log_level)
     if json_logs is not None:  # read by faust.Worker when it sets logging up
         app.conf.logging_config = json_logs
     executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="streamreco-batch")
-    events = EventProcessor(settings, open_store(settings.redis_url, password))
-    catalog = CatalogProcessor(settings, open_store(settings.redis_url, password))
+    events = EventProcessor(settings, open_store(settings.redis_url, **redis_options))
+    catalog = CatalogProcessor(settings, open_store(settings.redis_url, **redis_options))
     state.processor = events
 
     async def publish(result: BatchResult) -> None:

@@ -6,6 +6,7 @@ import asyncio
 
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient
+from faust.exceptions import ConsumerNotStarted
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -21,6 +22,7 @@ class BrokerProbe:
 
     def __init__(self, settings: Settings, timeout: float = 2.0) -> None:
         self.servers = settings.kafka_servers
+        self.client_options = settings.kafka_client_options()
         self.topic = settings.events_topic
         self.timeout = timeout
         self.admin: AIOKafkaAdminClient | None = None
@@ -29,7 +31,8 @@ class BrokerProbe:
         try:
             if self.admin is None:
                 admin = AIOKafkaAdminClient(bootstrap_servers=self.servers, client_id="streamreco-health",
-                                            request_timeout_ms=int(self.timeout * 1000))
+                                            request_timeout_ms=int(self.timeout * 1000),
+                                            **self.client_options)
                 await asyncio.wait_for(admin.start(), self.timeout)
                 self.admin = admin
             await asyncio.wait_for(self.admin.describe_topics([self.topic]), self.timeout)
@@ -68,7 +71,10 @@ def register(app: faust.App, settings: Settings, state: WorkerState) -> None:
         """``GET /health``: 200 when Redis and the broker answer and the consumer has partitions."""
 
         async def get(self, request: Request) -> Response:
-            assigned = app.consumer.assignment() if app.consumer else set()
+            try:
+                assigned = app.consumer.assignment()
+            except ConsumerNotStarted:  # the web server answers before the consumer thread runs
+                assigned = set()
             redis_ok = state.store.ping()
             broker_ok = await broker.answers()
             reachable = redis_ok and broker_ok
