@@ -45,7 +45,9 @@ def shop_stream(n: int, users: int = 400, items: int = 120, seed: int = 7) -> li
 
 def produce_all(settings: Settings, stream: list[tuple[bytes, bytes]]) -> dict[int, int]:
     """Produce the stream; the last offset written to each partition."""
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_servers, acks="all", linger_ms=5)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_servers, acks="all", linger_ms=5, **settings.kafka_client_options()
+    )
     futures = [producer.send(settings.events_topic, key=k, value=v) for k, v in stream]
     producer.flush()
     last: dict[int, int] = {}

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from streamreco import embedded
 from streamreco.lag import LagReader
-from streamreco.settings import Settings
+from streamreco.settings import Settings, redact_url
 
 USERS_SHOWN = 6
 
@@ -70,7 +70,7 @@ class DemoView:
 def _follow_lists(settings: Settings, view: DemoView, stop: threading.Event) -> None:
     consumer = KafkaConsumer(
         settings.recommendations_topic, bootstrap_servers=settings.kafka_servers, group_id=None,
-        auto_offset_reset="latest",
+        auto_offset_reset="latest", **settings.kafka_client_options(),
     )
     while not stop.is_set():
         for records in consumer.poll(timeout_ms=200).values():
@@ -119,7 +119,7 @@ def run_demo(settings: Settings, rate: float, limit: int | None, duration: float
     with tempfile.TemporaryDirectory(prefix="streamreco-demo-") as folder:
         logs = Path(folder)
         with embedded.services(settings, logs) as live_settings:
-            console.print(f"broker {live_settings.kafka_bootstrap}, Redis {live_settings.redis_url}")
+            console.print(f"broker {live_settings.kafka_bootstrap}, Redis {redact_url(live_settings.redis_url)}")
             worker = _child(["worker"], live_settings, logs / "worker.log")
             replay = ["replay", "--rate", str(rate)] + (["--limit", str(limit)] if limit else [])
             producer = _child(replay, live_settings, logs / "replay.log")
