@@ -150,25 +150,36 @@ class RollingScore:
         self.window = window
         self.n = n
         self._gains: deque[float] = deque(maxlen=window)
+        # running sums over the window, so that another thread reads them without iterating
+        self._hits = 0
+        self._gain_sum = 0.0
+        self._scored = 0
 
     def update(self, recommended: Sequence[str], item: str, seen_before: bool) -> float | None:
         if seen_before:
             return None
         value = gain(recommended, item, self.n)
+        if len(self._gains) == self.window:
+            oldest = self._gains[0]
+            self._hits -= oldest > 0.0
+            self._gain_sum -= oldest
         self._gains.append(value)
+        self._hits += value > 0.0
+        self._gain_sum += value
+        self._scored = len(self._gains)
         return value
 
     @property
     def scored(self) -> int:
-        return len(self._gains)
+        return self._scored
 
     @property
     def hr(self) -> float:
-        return sum(g > 0.0 for g in self._gains) / len(self._gains) if self._gains else 0.0
+        return self._hits / self._scored if self._scored else 0.0
 
     @property
     def ndcg(self) -> float:
-        return sum(self._gains) / len(self._gains) if self._gains else 0.0
+        return max(self._gain_sum, 0.0) / self._scored if self._scored else 0.0
 
 
 @dataclass
