@@ -114,16 +114,18 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
                 "x-streamreco-source": f"{dead.message.topic}:{dead.message.partition}:{dead.message.offset}".encode(),
             }
             pending.append(
-                await topics["dead_letter"].send(key=dead.message.key, value=dead.message.value, headers=headers)
+                await topics["dead_letter"].send(
+                    key=dead.message.key, value=dead.message.value, headers=headers, force=True
+                )
             )
         for user_id, value in result.rekeyed:
-            pending.append(await topics["events"].send(key=user_id, value=value))
+            pending.append(await topics["events"].send(key=user_id, value=value, force=True))
         for user_id in result.tombstones:  # before the lists: a list after a forget is a new start
-            pending.append(await topics["recommendations"].send(key=user_id, value=None))
+            pending.append(await topics["recommendations"].send(key=user_id, value=None, force=True))
         for rec in result.lists:
             pending.append(
                 await topics["recommendations"].send(
-                    key=rec.user_id.encode(), value=orjson.dumps(rec.model_dump())
+                    key=rec.user_id.encode(), value=orjson.dumps(rec.model_dump()), force=True
                 )
             )
         await asyncio.gather(*pending)
