@@ -75,6 +75,22 @@ class Keys:
         """The latest decay period popularity was learned in, as ASCII digits."""
         return f"{self.namespace}:pop:clock"
 
+    def learned_by_events(self, key: str) -> bool:
+        """Whether ``key`` is item-level model state that only event batches change, by increments.
+
+        Such sets may be read once and kept by a worker (see
+        :class:`~streamreco.store.BatchStore`); catalogue state (availability,
+        new items) and per-user state may not.
+
+        >>> keys = Keys("sr")
+        >>> keys.learned_by_events(keys.neighbours("i7")), keys.learned_by_events(keys.unavailable())
+        (True, False)
+        """
+        ns = self.namespace
+        return key.startswith((f"{ns}:co:", f"{ns}:tr:", f"{ns}:pop:")) or key in {
+            self.counts(), self.popularity(None), self.factor_items()
+        }
+
     def unavailable(self) -> str:
         """Items out of stock or deleted: member -> since when."""
         return f"{self.namespace}:unavailable"

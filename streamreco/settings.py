@@ -145,6 +145,11 @@ class Settings(BaseSettings):
         description="publish one list per user per batch (reflecting all of the user's events "
         "in it) instead of one list per event",
     )
+    reuse_seconds: float = Field(
+        2.0, ge=0, description="seconds a worker keeps item-level model state it read from Redis, "
+        "applying its own changes to it (other workers' changes show within this time; 0: read "
+        "everything per batch)",
+    )
     session_timeout: float = Field(
         10.0, gt=0, description="seconds before the group gives a silent worker's partitions away"
     )

@@ -80,7 +80,7 @@ class EventProcessor:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.keys = Keys(settings.namespace)
-        self.batch = BatchStore(store)
+        self.batch = BatchStore(store, self.keys.learned_by_events, settings.reuse_seconds)
         self.model = build_model(settings.model, self.batch, settings.namespace)
         self.quality = RollingScore(window=settings.quality_window, n=settings.top_n)
         key = settings.pseudonymise_key

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamreco.store import BatchStore, MemoryStore, Store, open_store
 
@@ -113,3 +116,69 @@ def test_a_discarded_batch_writes_nothing():
 def test_unknown_store_url_is_a_clear_error():
     with pytest.raises(ValueError, match="no store for URL scheme 'mongodb'"):
         open_store("mongodb://x")
+
+
+class CountingStore(MemoryStore):
+    """A MemoryStore that counts the scored-set reads that reach it."""
+
+    reads = 0
+
+    def ztop(self, keys, n):  # noqa: ANN001
+        self.reads += 1
+        return super().ztop(keys, n)
+
+    def zscores(self, key, members):  # noqa: ANN001
+        self.reads += 1
+        return super().zscores(key, members)
+
+
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["incr", "top", "scores", "flush"]),
+        st.sampled_from(["r:a", "r:b", "other"]),  # "r:" sets are reusable
+        st.dictionaries(st.sampled_from("mnopqrst"), st.floats(0.125, 4.0), min_size=1, max_size=4),
+        st.integers(1, 6),
+    ),
+    max_size=60,
+)
+
+
+@given(operations)
+@settings(max_examples=300, deadline=None)
+def test_reused_reads_are_those_of_the_store_itself(ops):
+    """A single writer that keeps its reads across batches reads exactly what a fresh reader would."""
+    inner = MemoryStore()
+    reusing = BatchStore(inner, reusable=lambda key: key.startswith("r:"), reuse_seconds=3600)
+    for op, key, deltas, n in ops:
+        fresh = BatchStore(inner)  # reads the inner store now; the pending batch is in `reusing`
+        for member, delta in reusing._deltas.get(key, {}).items():
+            fresh.zincr(key, {member: delta}, reusing._caps.get(key))
+        if op == "incr":
+            reusing.zincr(key, deltas, cap=4 if key == "r:b" else None)
+        elif op == "top":
+            assert reusing.ztop([key], n) == fresh.ztop([key], n)
+        elif op == "scores":
+            assert reusing.zscores(key, list(deltas)) == fresh.zscores(key, list(deltas))
+        else:
+            reusing.flush()
+
+
+def test_kept_reads_spare_the_store_and_expire():
+    inner = CountingStore()
+    inner.zincr("r:row", {"a": 1.0, "b": 2.0})
+    batch = BatchStore(inner, reusable=lambda key: key.startswith("r:"), reuse_seconds=0.2)
+    assert batch.ztop(["r:row"], 5) == [[("b", 2.0), ("a", 1.0)]]
+    assert batch.zscores("r:row", ["a", "z"]) == [1.0, None]
+    batch.zincr("r:row", {"a": 5.0, "z": 1.0})
+    assert batch.ztop(["r:row"], 5) == [[("a", 6.0), ("b", 2.0), ("z", 1.0)]]
+    batch.flush()
+    reads = inner.reads
+    # kept, with its own writes applied
+    assert batch.ztop(["r:row"], 5) == [[("a", 6.0), ("b", 2.0), ("z", 1.0)]]
+    assert batch.zscores("r:row", ["a", "z"]) == [6.0, 1.0]
+    assert inner.reads == reads
+    inner.zincr("r:row", {"c": 9.0})  # another writer
+    time.sleep(0.25)
+    batch.flush()  # the next batch: the kept read has expired
+    assert batch.ztop(["r:row"], 5)[0][0] == ("c", 9.0)
+    assert inner.reads == reads + 1

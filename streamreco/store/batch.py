@@ -19,8 +19,9 @@ by later events of the same batch (so event *k+1* sees what event *k* learned);
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from streamreco.store.base import Store
 from streamreco.store.memory import RANK
@@ -29,10 +30,29 @@ _DELETED = object()
 
 
 class BatchStore(Store):
-    """Reads through to ``inner`` with this batch's own writes applied; writes on :meth:`flush`."""
+    """Reads through to ``inner`` with this batch's own writes applied; writes on :meth:`flush`.
 
-    def __init__(self, inner: Store) -> None:
+    Parameters
+    ----------
+    inner
+        The store written to.
+    reusable
+        Which scored sets' reads may be kept for the next batches: sets that only
+        this kind of batch changes, by increments (the models' item-level
+        state). After a flush their cached tops and scores are updated with the
+        batch's own increments, so a single writer reads exactly what the inner
+        store holds without asking it again.
+    reuse_seconds
+        How long a reusable read is kept: the bound on how stale another
+        writer's increments (another worker's) may be. 0 keeps nothing.
+    """
+
+    def __init__(
+        self, inner: Store, reusable: Callable[[str], bool] | None = None, reuse_seconds: float = 0.0
+    ) -> None:
         self.inner = inner
+        self.reusable = reusable if reuse_seconds > 0 else None
+        self.reuse_seconds = reuse_seconds
         self._reset()
 
     def _reset(self) -> None:
@@ -44,6 +64,7 @@ class BatchStore(Store):
         self._base_scores: defaultdict[str, dict[str, float | None]] = defaultdict(dict)
         self._base_tops: dict[str, tuple[int, list[tuple[str, float]]]] = {}
         self._merged_tops: dict[str, tuple[int, list[tuple[str, float]]]] = {}  # until the next write
+        self._read_at: dict[str, float] = {}  # when each reusable set was first read from inner
 
     # --- blobs ---------------------------------------------------------------------
     def get(self, keys: Sequence[str]) -> list[bytes | None]:
@@ -77,6 +98,7 @@ class BatchStore(Store):
     def _base_top(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
         missing = [k for k in dict.fromkeys(keys) if self._base_tops.get(k, (0, None))[0] < n]
         if missing:
+            self._note_read(missing)
             for key, rows in zip(missing, self.inner.ztop(missing, n), strict=True):
                 self._base_tops[key] = (n, rows)
         return [self._base_tops[key][1] for key in keys]
@@ -87,8 +109,12 @@ class BatchStore(Store):
         for key, members in requests.items():
             known = self._base_scores[key]
             if unknown := [m for m in dict.fromkeys(members) if m not in known]:
-                missing[key] = unknown
+                if self._dirty.get(key) is _DELETED:
+                    known.update(dict.fromkeys(unknown))
+                else:
+                    missing[key] = unknown
         if missing:
+            self._note_read(missing)
             for (key, members), scores in zip(missing.items(), self.inner.zscores_many(missing), strict=True):
                 self._base_scores[key].update(zip(members, scores, strict=True))
 
@@ -167,8 +193,47 @@ class BatchStore(Store):
         return self.inner.ping()
 
     def discard(self) -> None:
-        """Forget this batch's reads and writes (after a failure, before a retry)."""
+        """Forget this batch's reads and writes, and every kept read (after a failure)."""
         self._reset()
+
+    # --- reads kept across batches ----------------------------------------------------------
+    def _note_read(self, keys: Iterable[str]) -> None:
+        if self.reusable is not None:
+            now = time.monotonic()
+            for key in keys:
+                if key not in self._read_at and self.reusable(key):
+                    self._read_at[key] = now
+
+    def _current(self, key: str, base: dict[str, float | None]) -> dict[str, float | None]:
+        """Known scores of ``key`` once this batch is written."""
+        pending = self._deltas.get(key, {})
+        removed = self._removed.get(key, ())
+        current = {}
+        for member, score in base.items():
+            if member in removed:
+                current[member] = pending.get(member)
+            else:
+                current[member] = (score or 0.0) + pending[member] if member in pending else score
+        return current
+
+    def _kept_reads(self) -> tuple[dict, dict, dict]:
+        """The reusable reads, as they are after this batch's writes (those still fresh and exact)."""
+        tops, scores, read_at = {}, defaultdict(dict), {}
+        oldest = time.monotonic() - self.reuse_seconds
+        for key, at in self._read_at.items():
+            if at < oldest or self._dirty.get(key) is _DELETED:
+                continue
+            read_at[key] = at
+            changed = key in self._deltas or key in self._removed
+            if key in self._base_tops:
+                top = self._merged_tops.get(key) if changed else self._base_tops[key]
+                # a changed top not merged this batch is read again, as is one longer than a cap
+                if top is not None and top[0] <= self._caps.get(key, top[0]):
+                    tops[key] = top
+            if key in self._base_scores and key not in self._caps:
+                # (a capped set may have dropped members when trimmed: only its top stays exact)
+                scores[key] = self._current(key, self._base_scores[key]) if changed else self._base_scores[key]
+        return tops, scores, read_at
 
     # --- the one write ----------------------------------------------------------------------
     def flush(self) -> None:
@@ -181,4 +246,7 @@ class BatchStore(Store):
                 self.inner.zremove(key, members)
             for key, deltas in self._deltas.items():
                 self.inner.zincr(key, deltas, self._caps.get(key))
+        kept = self._kept_reads() if self.reusable is not None else ({}, {}, {})
         self._reset()
+        self._base_tops, self._read_at = kept[0], kept[2]
+        self._base_scores.update(kept[1])
