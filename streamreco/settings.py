@@ -139,7 +139,10 @@ class Settings(BaseSettings):
 
     # --- the worker -----------------------------------------------------------
     batch_max: int = Field(500, ge=1, description="events taken from the stream at once")
-    batch_within: float = Field(0.005, gt=0, description="seconds to wait to fill a batch")
+    batch_within: float = Field(
+        0.02, gt=0, description="seconds each batch collects events for (Faust takes none while a batch "
+        "is processed, so under backlog this sets the batch size; at low load, the longest wait)",
+    )
     coalesce_lists: bool = Field(
         True,
         description="publish one list per user per batch (reflecting all of the user's events "
