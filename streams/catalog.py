@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import orjson
 
-from streamreco.events import InvalidEvent, parse_catalog_event
+from streamreco.events import parse_catalog_event
 from streamreco.keys import Keys
 from streamreco.settings import Settings
 from streamreco.store import Store
-from streams.processor import BatchResult, DeadLetter, RawMessage
+from streams.processor import BatchResult, RawMessage, parsed
 
 NEW_ITEMS_KEPT = 1000
 
@@ -35,12 +35,7 @@ class CatalogProcessor:
         result = BatchResult()
         keys, store = self.keys, self.store
         with store.pipeline():
-            for message in messages:
-                try:
-                    item = parse_catalog_event(message.value)
-                except InvalidEvent as exc:
-                    result.dead_letters.append(DeadLetter(message, str(exc)))
-                    continue
+            for item, _ in parsed(messages, parse_catalog_event, result):
                 unavailable = item.op == "delete" or not item.in_stock
                 store.zremove(keys.unavailable(), [item.item_id])
                 if unavailable:

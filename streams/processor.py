@@ -21,7 +21,9 @@ the state it came from.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import orjson
 
@@ -35,6 +37,8 @@ from streamreco.privacy import Pseudonymiser
 from streamreco.settings import Settings
 from streamreco.store import BatchStore, Store
 
+
+Parsed = TypeVar("Parsed")
 
 #: Seconds of clock difference between producers and workers tolerated when telling
 #: a redelivered message from one of a topic that started over (see ``_redelivered``).
@@ -74,6 +78,25 @@ class BatchResult:
     by_type: dict[str, int] = field(default_factory=dict)  # processed events per type
 
 
+def parsed(
+    messages: Iterable[RawMessage], parse: Callable[[bytes], Parsed], result: BatchResult
+) -> Iterator[tuple[Parsed, RawMessage]]:
+    """Each message that ``parse`` accepts, with its message; the others become dead letters.
+
+    >>> result = BatchResult()
+    >>> messages = [RawMessage(None, b'{"type": "search"}'), RawMessage(None, b"x")]
+    >>> list(parsed(messages, parse_event, result))
+    []
+    >>> [d.reason[:25] for d in result.dead_letters]
+    ['event_id: Field required;', 'not valid JSON (UTF-8): u']
+    """
+    for message in messages:
+        try:
+            yield parse(message.value), message
+        except InvalidEvent as exc:
+            result.dead_letters.append(DeadLetter(message, str(exc)))
+
+
 class EventProcessor:
     """Learns from each event and recomputes each touched user's top-N list."""
 
@@ -90,12 +113,7 @@ class EventProcessor:
         self, messages: list[RawMessage], result: BatchResult
     ) -> list[tuple[ShopEvent, RawMessage]]:
         events = []
-        for message in messages:
-            try:
-                event = parse_event(message.value)
-            except InvalidEvent as exc:
-                result.dead_letters.append(DeadLetter(message, str(exc)))
-                continue
+        for event, message in parsed(messages, parse_event, result):
             value = message.value
             if (alias := self.pseudonymise(event.user_id)) != event.user_id:
                 event = event.model_copy(update={"user_id": alias})
