@@ -191,3 +191,46 @@ def test_a_topic_that_started_over_is_new_input_not_a_redelivery(store):
     fresh = [RawMessage(b"bob", message("b0", "view", "bob", "lamp").value, "events", 0, 0, time.time() + 5)]
     assert processor.process(fresh).processed == 1
     assert store.zscores("sr:offsets:events", ["0"]) == [0.0]
+
+
+class ReadCountingStore(MemoryStore):
+    """Counts the read calls that reach the store: one per round trip on Redis."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get(self, keys):  # noqa: ANN001
+        self.reads += 1
+        return super().get(keys)
+
+    def ztop(self, keys, n):  # noqa: ANN001
+        self.reads += 1
+        return super().ztop(keys, n)
+
+    def zscores_many(self, requests):  # noqa: ANN001
+        self.reads += 1
+        return [MemoryStore.zscores(self, key, members) for key, members in requests.items()]
+
+    def zscores(self, key, members):  # noqa: ANN001
+        self.reads += 1
+        return super().zscores(key, members)
+
+
+@pytest.mark.parametrize("reuse_seconds", [0.0, 60.0])
+def test_a_batch_reads_in_a_few_round_trips_however_many_users_it_has(reuse_seconds):
+    def reads_for(users: int) -> tuple[int, list]:
+        store = ReadCountingStore()
+        processor = EventProcessor(Settings(reuse_seconds=reuse_seconds), store)
+        history = [
+            message(f"h{u}-{k}", "view", f"u{u}", f"i{(u * 7 + k) % 40}") for u in range(users) for k in range(5)
+        ]
+        processor.process(history)
+        store.reads = 0
+        result = processor.process([message(f"n{u}", "click", f"u{u}", f"i{u % 40}") for u in range(users)])
+        return store.reads, result.lists
+
+    few, few_lists = reads_for(3)
+    many, many_lists = reads_for(60)
+    assert len(many_lists) == 60 and all(rec.items for rec in many_lists)
+    assert few <= many <= 10  # not one more round trip per user
