@@ -169,8 +169,9 @@ class EventProcessor:
         marks = {}
         for topic in {t for t, _ in partitions}:
             members = [str(p) for t, p in partitions if t == topic]
-            offsets = self.batch.zscores(self.keys.applied_offsets(topic), members)
-            times = self.batch.zscores(self.keys.applied_at(topic), members)
+            offsets, times = self.batch.zscores_many(
+                {self.keys.applied_offsets(topic): members, self.keys.applied_at(topic): members}
+            )
             for p, offset, at in zip(members, offsets, times, strict=True):
                 if offset is not None:
                     marks[topic, int(p)] = (offset, at or 0.0)
