@@ -111,3 +111,23 @@ def test_row_norm_gives_each_history_item_one_vote(row_norm: bool, first: str) -
     found = model.candidates(me, k=2)
     assert list(found) == [first, "a" if first == "b" else "b"]
     assert found["b"].reason == "similar_to:niche"
+
+
+def test_prefetch_changes_no_list(name: str) -> None:
+    """Reading ahead is only an optimisation: the same lists, with or without it."""
+    from online_models.ranking import prefetch
+    from streamreco.store import BatchStore
+
+    model, profiles = trained(name)
+    newcomer = Profile("new")
+    users = [*profiles.values(), newcomer]
+    model.learn_one(profiles["u5"], "lamp", 1.0, T0 + 1e4)  # a pending write in the batch below
+    lists = []
+    for read_ahead in (False, True):
+        batch = BatchStore(model.state)
+        batched = build_model(name, batch, namespace="test")
+        batched.learn_one(profiles["u4"], "mat", 1.0, T0 + 2e4)
+        if read_ahead:
+            prefetch(batched, users, n=3)
+        lists.append([[r.item_id for r in recommend(batched, p, n=3)] for p in users])
+    assert lists[0] == lists[1] and any(lists[0])
