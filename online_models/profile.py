@@ -21,6 +21,17 @@ import numpy as np
 #: (a producer's retry); redeliveries by Kafka are caught by offset instead.
 RECENT_EVENT_IDS = 16
 
+#: Bytes kept of each event id's digest: a false duplicate among 16 ids has odds of
+#: about 16 in 2**48, and a profile stays small.
+EVENT_DIGEST_BYTES = 6
+
+
+def _event_digests(stored: bytes | list[int]) -> list[bytes]:
+    """The digests of a stored profile (8-byte integers in profiles written by 0.1.0)."""
+    if isinstance(stored, list):
+        return [n.to_bytes(8, "big")[:EVENT_DIGEST_BYTES] for n in stored]
+    return [stored[at : at + EVENT_DIGEST_BYTES] for at in range(0, len(stored), EVENT_DIGEST_BYTES)]
+
 
 @dataclass
 class Profile:
@@ -34,7 +45,7 @@ class Profile:
     shown: list[str] = field(default_factory=list)
     n_events: int = 0
     last_ts: float = 0.0
-    recent_events: list[int] = field(default_factory=list)  # hashes of the last event ids
+    recent_events: list[bytes] = field(default_factory=list)  # digests of the last event ids
     history_size: int = 50
 
     def is_duplicate(self, event_id: str) -> bool:
@@ -44,7 +55,7 @@ class Profile:
         >>> p.is_duplicate("e1"), p.is_duplicate("e2"), p.is_duplicate("e1")
         (False, False, True)
         """
-        digest = int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+        digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()[:EVENT_DIGEST_BYTES]
         if digest in self.recent_events:
             return True
         self.recent_events.append(digest)
@@ -81,7 +92,7 @@ class Profile:
                 self.shown,
                 self.n_events,
                 self.last_ts,
-                self.recent_events,
+                b"".join(self.recent_events),
             ],
             use_bin_type=True,
         )
@@ -100,6 +111,6 @@ class Profile:
             shown=shown,
             n_events=n_events,
             last_ts=last_ts,
-            recent_events=recent,
+            recent_events=_event_digests(recent),
             history_size=history_size,
         )
