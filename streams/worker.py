@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 import faust
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
 
 from streamreco.settings import Settings
 from streams.app import create_app
 
 
+def declare_input_topics(settings: Settings) -> None:
+    """Create the events and catalog topics with ``settings.partitions`` if they do not exist.
+
+    Faust declares the topics it writes, not those its agents read; left to the
+    broker, they would get its default partition count whatever the settings say.
+    An existing topic is left as it is.
+    """
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_servers, **settings.kafka_client_options())
+    try:
+        existing = set(admin.list_topics())
+        for name in (settings.events_topic, settings.catalog_topic):
+            if name not in existing:
+                topic = NewTopic(name, settings.partitions, settings.replication_factor)
+                try:
+                    admin.create_topics([topic])
+                except TopicAlreadyExistsError:  # another worker was first
+                    pass
+    finally:
+        admin.close()
+
+
 def run_worker(settings: Settings) -> None:
     """Block running a worker until SIGTERM/SIGINT."""
+    declare_input_topics(settings)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -199,3 +199,16 @@ def test_forget_removes_everything_about_a_user_within_seconds(settings_factory,
         urllib.request.urlopen(f"{worker.url}/recommendations/gone", timeout=5)
     assert missing.value.code == 404
     recs.close()
+
+
+def test_the_input_topics_get_the_configured_partitions(settings_factory, worker_factory):
+    from kafka import KafkaConsumer
+
+    settings = settings_factory(partitions=2)
+    worker_factory(settings).wait_ready()
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_servers)
+    try:
+        assert len(consumer.partitions_for_topic(settings.events_topic)) == 2
+        assert len(consumer.partitions_for_topic(settings.catalog_topic)) == 2
+    finally:
+        consumer.close()
