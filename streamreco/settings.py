@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     catalog_topic: str = "catalog"
     recommendations_topic: str = "recommendations"
     dead_letter_topic: str = "events-dead-letter"
-    partitions: int = Field(4, ge=1)
+    partitions: int = Field(4, ge=1, description="partitions of the topics the worker creates when missing")
     replication_factor: int = Field(1, ge=1)
 
     # --- recommending ---------------------------------------------------------
