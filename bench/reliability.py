@@ -42,6 +42,7 @@ from bench.harness import (
 )
 from streamreco import embedded
 from streamreco.settings import Settings
+from streams.worker import declare_input_topics
 
 #: The co-occurrence model learns the same whatever the batch boundaries, so a run
 #: with a fault and one without must end in the same state.
@@ -155,7 +156,8 @@ def broker_restart(settings: Settings, start: StartWorker, client: redis.Redis, 
                    events: int = 600) -> Outcome:
     """The (memory-only) broker stops and starts again; the worker must reconnect by itself.
 
-    Tansu keeps topics in memory, so its restart begins every topic afresh: what is
+    Tansu keeps topics in memory, so its restart begins every topic afresh (they are
+    created again as they were, as a durable broker would have kept them): what is
     tested is reconnection and that offsets starting over are not taken for
     redeliveries; a real Kafka broker's durability across restarts is not.
     """
@@ -170,6 +172,8 @@ def broker_restart(settings: Settings, start: StartWorker, client: redis.Redis, 
         broker.stop()
         time.sleep(3)
         broker = embedded.start_broker(port=broker.port, log=folder / "tansu.log")
+        # a durable broker would still have the topics, with their partitions; Tansu starts empty
+        declare_input_topics(settings)
         restarted_at = time.monotonic()
         time.sleep(1.5)  # produced after the restart, by the clock the redelivery marks are compared with
         last = produce_all(settings, after)
