@@ -158,26 +158,25 @@ class BatchStore(Store):
 
     def zscores_many(self, requests: Mapping[str, Sequence[str]]) -> list[list[float | None]]:
         self._base(requests)
-        answers = []
-        for key, members in requests.items():
-            base_scores = self._base_scores[key]
-            pending = self._deltas.get(key)
-            removed = self._removed.get(key)
-            if not pending and not removed:
-                answers.append([base_scores[member] for member in members])
-                continue
-            pending, removed = pending or {}, removed or ()
-            scores: list[float | None] = []
-            for member in members:
-                base = base_scores[member]
-                if member in removed:
-                    scores.append(pending.get(member))
-                elif member in pending:
-                    scores.append((base or 0.0) + pending[member])
-                else:
-                    scores.append(base)
-            answers.append(scores)
-        return answers
+        return [self._current(key, members) for key, members in requests.items()]
+
+    def _current(self, key: str, members: Iterable[str]) -> list[float | None]:
+        """Scores of ``members`` (whose base is known) with this batch's changes applied."""
+        base = self._base_scores[key]
+        pending = self._deltas.get(key)
+        removed = self._removed.get(key)
+        if not pending and not removed:
+            return [base[member] for member in members]
+        pending, removed = pending or {}, removed or ()
+        scores: list[float | None] = []
+        for member in members:
+            if member in removed:  # a removed member restarts from zero
+                scores.append(pending.get(member))
+            elif member in pending:
+                scores.append((base[member] or 0.0) + pending[member])
+            else:
+                scores.append(base[member])
+        return scores
 
     def zremove(self, key: str, members: Iterable[str]) -> None:
         self._merged_tops.pop(key, None)
@@ -204,18 +203,6 @@ class BatchStore(Store):
                 if key not in self._read_at and self.reusable(key):
                     self._read_at[key] = now
 
-    def _current(self, key: str, base: dict[str, float | None]) -> dict[str, float | None]:
-        """Known scores of ``key`` once this batch is written."""
-        pending = self._deltas.get(key, {})
-        removed = self._removed.get(key, ())
-        current = {}
-        for member, score in base.items():
-            if member in removed:
-                current[member] = pending.get(member)
-            else:
-                current[member] = (score or 0.0) + pending[member] if member in pending else score
-        return current
-
     def _kept_reads(self) -> tuple[dict, dict, dict]:
         """The reusable reads, as they are after this batch's writes (those still fresh and exact)."""
         tops, scores, read_at = {}, defaultdict(dict), {}
@@ -232,7 +219,8 @@ class BatchStore(Store):
                     tops[key] = top
             if key in self._base_scores and key not in self._caps:
                 # (a capped set may have dropped members when trimmed: only its top stays exact)
-                scores[key] = self._current(key, self._base_scores[key]) if changed else self._base_scores[key]
+                base = self._base_scores[key]
+                scores[key] = dict(zip(base, self._current(key, base), strict=True)) if changed else base
         return tops, scores, read_at
 
     # --- the one write ----------------------------------------------------------------------
