@@ -22,6 +22,8 @@ JSON Schemas of all three are printed by ``streamreco schema``.
 
 from __future__ import annotations
 
+import functools
+
 import math
 from typing import Annotated, Any, Literal
 
@@ -132,6 +134,16 @@ class RecommendationList(BaseModel):
     generated_at: float = Field(description="when the list was computed, Unix seconds")
     caused_by: str = Field(description="event_id of the event that refreshed it")
     event_ts: float = Field(description="ts of that event")
+
+    @functools.cached_property
+    def value(self) -> bytes:
+        """The list as published and stored: JSON bytes, encoded once.
+
+        >>> RecommendationList(user_id="u", items=[], model="m", generated_at=1.0,
+        ...                    caused_by="e", event_ts=0.5).value[:24]
+        b'{"v":1,"user_id":"u","it'
+        """
+        return orjson.dumps(self.model_dump())
 
 
 def _explain(error: ValidationError) -> str:

@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import faust
-import orjson
 import redis
 from aiokafka.errors import KafkaError
 
@@ -125,7 +124,7 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
         for rec in result.lists:
             pending.append(
                 await topics["recommendations"].send(
-                    key=rec.user_id.encode(), value=orjson.dumps(rec.model_dump()), force=True
+                    key=rec.user_id.encode(), value=rec.value, force=True
                 )
             )
         await asyncio.gather(*pending)

@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import orjson
 
 from online_models import Profile, build_model, recommend
 from online_models.ranking import prefetch
@@ -271,7 +270,7 @@ class EventProcessor:
                 if p.recent_events  # not a user forgotten in this batch, and nothing since
             })
             self.batch.put(
-                {self.keys.latest(r.user_id): orjson.dumps(r.model_dump()) for r in latest.values()}
+                {self.keys.latest(r.user_id): r.value for r in latest.values()}
             )
             self._record_offsets(messages, marks, restarted)
             self.batch.flush()
