@@ -23,7 +23,6 @@ JSON Schemas of all three are printed by ``streamreco schema``.
 from __future__ import annotations
 
 import functools
-
 import math
 from typing import Annotated, Any, Literal
 
