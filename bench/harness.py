@@ -129,14 +129,18 @@ def total_events(state: State) -> int:
 
 
 class WorkerProcess:
-    """A ``streamreco worker`` child process with its own settings and log file."""
+    """A worker child process (``python -m <module> [worker]``) with its own settings and log file."""
 
-    def __init__(self, settings: Settings, log: Path) -> None:
+    #: Seconds a SIGTERM'd worker is given before it is killed.
+    stop_grace = 20.0
+
+    def __init__(self, settings: Settings, log: Path, module: str = "streamreco.cli") -> None:
         self.settings = settings
         self.log = log
+        self.module = module
         env = {**os.environ, **settings.to_env()}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamreco.cli", "worker"],
+            [sys.executable, "-m", module] + (["worker"] if module == "streamreco.cli" else []),
             env=env,
             stdout=open(log, "ab"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
@@ -152,19 +156,23 @@ class WorkerProcess:
                 return json.loads(response.read())
         except urllib.error.HTTPError as error:
             return json.loads(error.read())
-        except OSError:
+        except (OSError, ValueError):
             return {}
 
+    def ready(self, health: dict) -> bool:
+        """Whether ``health`` shows partitions assigned and Redis answering."""
+        return health.get("status") == "ok"
+
     def wait_ready(self, timeout: float = 60) -> None:
-        """Wait until the worker has partitions assigned and Redis answers."""
+        """Wait until :meth:`ready`, or fail with the end of the worker's log."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
-            if self.health().get("status") == "ok":
+            if self.ready(self.health()):
                 return
             time.sleep(0.2)
         raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        stop_process(self.process, grace=20)
+        stop_process(self.process, grace=self.stop_grace)

@@ -45,7 +45,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from itertools import chain
@@ -55,6 +54,7 @@ import orjson
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
+from bench.harness import WorkerProcess
 from streamreco import embedded
 from streamreco.settings import Settings
 
@@ -62,42 +62,21 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results" / "speed.md"
 POLL = 0.2
 TICK = os.sysconf("SC_CLK_TCK")
+NAIVE_MODULE = "bench.naive"
 
 
 # --- processes -------------------------------------------------------------------
-class Worker:
+class Worker(WorkerProcess):
     """A worker child process (``streamreco worker`` or ``bench.naive``) and its /proc numbers."""
 
-    def __init__(self, settings: Settings, log: Path, module: str = "streamreco.cli") -> None:
-        self.settings = settings
-        args = [sys.executable, "-m", module] + (["worker"] if module == "streamreco.cli" else [])
-        env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(ROOT)}
-        self.process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
-        self.log = log
+    stop_grace = 30.0
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
-    def health(self) -> dict:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.settings.web_port}/health", timeout=2) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as error:
-            return json.loads(error.read())
-        except (OSError, ValueError):
-            return {}
-
-    def wait_ready(self, timeout: float = 90, naive: bool = False) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
-            body = self.health()
-            if (naive and "events" in body) or body.get("status") == "ok":
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log.read_text()[-3000:]}")
+    def ready(self, health: dict) -> bool:
+        return "events" in health if self.module == NAIVE_MODULE else super().ready(health)
 
     def cpu_seconds(self) -> float:
         with open(f"/proc/{self.pid}/stat") as f:
@@ -112,9 +91,6 @@ class Worker:
                 if line.startswith(("VmRSS:", "VmHWM:")):
                     values[line.split(":")[0]] = int(line.split()[1]) / 1024
         return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
-
-    def stop(self) -> None:
-        embedded.stop_process(self.process, grace=30)
 
 
 def produce(settings: Settings, spec: dict, wait: bool = True) -> subprocess.Popen | dict:
@@ -419,7 +395,7 @@ class Run:
     def start_many(self, settings: Settings, n: int, name: str) -> list[Worker]:
         workers = [self.start(settings.model_copy(update={"web_port": embedded.free_port()}), f"{name}-{i}") for i in range(n)]
         for w in workers:
-            w.wait_ready()
+            w.wait_ready(90)
         return workers
 
     def close(self) -> None:
@@ -515,8 +491,8 @@ def naive(run: Run, ours: Settings, n_items: int, window: float) -> Throughput:
     """bench.naive on the same topics (its own group and namespace): events/s once the catalogue is in."""
     settings = run.settings("naive", events_topic=ours.events_topic, catalog_topic=ours.catalog_topic,
                             recommendations_topic=f"{ours.recommendations_topic}-naive")
-    worker = run.start(settings, "naive", module="bench.naive")
-    worker.wait_ready(naive=True)
+    worker = run.start(settings, "naive", module=NAIVE_MODULE)
+    worker.wait_ready(90)
     deadline = time.monotonic() + max(120.0, n_items / 500)
     while worker.health().get("catalog", 0) < n_items and time.monotonic() < deadline:
         time.sleep(POLL)
