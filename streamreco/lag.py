@@ -14,7 +14,6 @@ produce rates, and from them how long the group needs to catch up:
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Sequence
@@ -23,16 +22,6 @@ from dataclasses import dataclass, replace
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from streamreco.settings import Settings
-
-
-class _WithoutClientConfiguration(logging.Filter):
-    """Drops kafka-python's debug line that lists every admin-client option, SASL password included."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Starting KafkaAdminClient with configuration")
-
-
-logging.getLogger("kafka.admin.client").addFilter(_WithoutClientConfiguration())
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ writes them out, into a child process's environment.
 
 from __future__ import annotations
 
+import logging
 import re
 import ssl
 from collections.abc import Iterator
@@ -62,6 +63,17 @@ def redact_url(url: str) -> str:
         user_info = user_info.split(":", 1)[0] + ":***"
     query = re.sub(r"(^|&)password=[^&]*", r"\1password=***", parts.query)
     return parts._replace(netloc=f"{user_info}{at}{host}", query=query).geturl()
+
+
+class _WithoutClientConfiguration(logging.Filter):
+    """Drops kafka-python's debug line that lists every admin-client option, SASL password included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Starting KafkaAdminClient with configuration")
+
+
+# every admin client (the lag reader, the worker's topic declaration) gets its options from here
+logging.getLogger("kafka.admin.client").addFilter(_WithoutClientConfiguration())
 
 
 class Settings(BaseSettings):
