@@ -134,7 +134,7 @@ class CountingStore(MemoryStore):
 
 operations = st.lists(
     st.tuples(
-        st.sampled_from(["incr", "top", "scores", "flush"]),
+        st.sampled_from(["incr", "incr", "top", "scores", "flush", "remove", "delete"]),
         st.sampled_from(["r:a", "r:b", "other"]),  # "r:" sets are reusable
         st.dictionaries(st.sampled_from("mnopqrst"), st.floats(0.125, 4.0), min_size=1, max_size=4),
         st.integers(1, 6),
@@ -149,18 +149,30 @@ def test_reused_reads_are_those_of_the_store_itself(ops):
     """A single writer that keeps its reads across batches reads exactly what a fresh reader would."""
     inner = MemoryStore()
     reusing = BatchStore(inner, reusable=lambda key: key.startswith("r:"), reuse_seconds=3600)
+    writes: list[tuple[str, str, dict]] = []  # this batch's, replayed on a fresh reader
     for op, key, deltas, n in ops:
         fresh = BatchStore(inner)  # reads the inner store now; the pending batch is in `reusing`
-        for member, delta in reusing._deltas.get(key, {}).items():
-            fresh.zincr(key, {member: delta}, reusing._caps.get(key))
-        if op == "incr":
-            reusing.zincr(key, deltas, cap=4 if key == "r:b" else None)
+        for write in writes:
+            _write(fresh, *write)
+        if op in ("incr", "remove", "delete"):
+            _write(reusing, op, key, deltas)
+            writes.append((op, key, deltas))
         elif op == "top":
             assert reusing.ztop([key], n) == fresh.ztop([key], n)
         elif op == "scores":
             assert reusing.zscores(key, list(deltas)) == fresh.zscores(key, list(deltas))
         else:
             reusing.flush()
+            writes.clear()
+
+
+def _write(store: Store, op: str, key: str, deltas: dict) -> None:
+    if op == "incr":
+        store.zincr(key, deltas, cap=4 if key == "r:b" else None)
+    elif op == "remove":
+        store.zremove(key, list(deltas))
+    else:
+        store.delete([key])
 
 
 def test_kept_reads_spare_the_store_and_expire():
@@ -182,3 +194,18 @@ def test_kept_reads_spare_the_store_and_expire():
     batch.flush()  # the next batch: the kept read has expired
     assert batch.ztop(["r:row"], 5)[0][0] == ("c", 9.0)
     assert inner.reads == reads + 1
+
+
+def test_a_deleted_set_reads_empty_even_where_a_read_was_kept():
+    inner = MemoryStore()
+    batch = BatchStore(inner, reusable=lambda key: True, reuse_seconds=3600)
+    batch.zincr("r:a", {"m": 1.0})
+    batch.flush()
+    assert batch.zscores("r:a", ["m"]) == [1.0]  # kept for the next batches
+    batch.delete(["r:a"])
+    assert batch.zscores("r:a", ["m"]) == [None]
+    assert batch.ztop(["r:a"], 3) == [[]]
+    batch.zincr("r:a", {"m": 2.0})
+    assert batch.zscores("r:a", ["m"]) == [2.0]
+    batch.flush()
+    assert batch.zscores("r:a", ["m"]) == inner.zscores("r:a", ["m"]) == [2.0]

@@ -19,6 +19,7 @@ by later events of the same batch (so event *k+1* sees what event *k* learned);
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -53,18 +54,24 @@ class BatchStore(Store):
         self.inner = inner
         self.reusable = reusable if reuse_seconds > 0 else None
         self.reuse_seconds = reuse_seconds
-        self._reset()
+        self.discard()
 
-    def _reset(self) -> None:
+    def discard(self) -> None:
+        """Forget this batch's reads and writes, and every kept read (after a failure)."""
+        # what is known of scored sets: kept across batches for reusable sets
+        self._base_tops: dict[str, tuple[int, list[tuple[str, float]]]] = {}  # the inner store's
+        self._known: defaultdict[str, dict[str, float | None]] = defaultdict(dict)  # current scores
+        self._read_at: dict[str, float] = {}  # when each kept set was first read, oldest first
+        self._start_batch()
+
+    def _start_batch(self) -> None:
         self._blobs: dict[str, bytes | None] = {}  # read or written this batch
         self._dirty: dict[str, object] = {}  # key -> bytes, or _DELETED
         self._deltas: defaultdict[str, dict[str, float]] = defaultdict(dict)
         self._caps: dict[str, int] = {}
         self._removed: defaultdict[str, set[str]] = defaultdict(set)
-        self._base_scores: defaultdict[str, dict[str, float | None]] = defaultdict(dict)
-        self._base_tops: dict[str, tuple[int, list[tuple[str, float]]]] = {}
         self._merged_tops: dict[str, tuple[int, list[tuple[str, float]]]] = {}  # until the next write
-        self._read_at: dict[str, float] = {}  # when each reusable set was first read from inner
+        self._fresh: set[str] = set()  # sets first known, or known anew, this batch
 
     # --- blobs ---------------------------------------------------------------------
     def get(self, keys: Sequence[str]) -> list[bytes | None]:
@@ -82,9 +89,11 @@ class BatchStore(Store):
             self._blobs[key] = None
             self._dirty[key] = _DELETED
             self._deltas.pop(key, None)
-            self._base_tops[key] = (1 << 62, [])
-            self._merged_tops.pop(key, None)
             self._removed.pop(key, None)
+            self._merged_tops.pop(key, None)
+            self._base_tops[key] = (1 << 62, [])
+            self._known[key] = {}
+            self._fresh.add(key)
 
     # --- scored sets ---------------------------------------------------------------------
     def zincr(self, key: str, deltas: Mapping[str, float], cap: int | None = None) -> None:
@@ -92,8 +101,23 @@ class BatchStore(Store):
         pending = self._deltas[key]
         for member, delta in deltas.items():
             pending[member] = pending.get(member, 0.0) + delta
+        if known := self._known.get(key):
+            for member, delta in deltas.items():
+                if member in known:
+                    known[member] = (known[member] or 0.0) + delta
         if cap is not None:
             self._caps[key] = cap
+
+    def zremove(self, key: str, members: Iterable[str]) -> None:
+        self._merged_tops.pop(key, None)
+        pending = self._deltas.get(key, {})
+        removed = self._removed[key]
+        known = self._known.get(key, {})
+        for member in members:
+            pending.pop(member, None)
+            removed.add(member)
+            if member in known:
+                known[member] = None  # a removed member restarts from zero
 
     def _base_top(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
         missing = [k for k in dict.fromkeys(keys) if self._base_tops.get(k, (0, None))[0] < n]
@@ -103,20 +127,32 @@ class BatchStore(Store):
                 self._base_tops[key] = (n, rows)
         return [self._base_tops[key][1] for key in keys]
 
-    def _base(self, requests: Mapping[str, Sequence[str]]) -> None:
-        """Remember the inner store's scores of these members, reading the unknown ones at once."""
+    def _know(self, requests: Mapping[str, Sequence[str]]) -> None:
+        """Learn the current scores of these members, reading the unknown ones at once."""
+        self._fresh.update(requests)
         missing = {}
         for key, members in requests.items():
-            known = self._base_scores[key]
+            known = self._known[key]
             if unknown := [m for m in dict.fromkeys(members) if m not in known]:
                 if self._dirty.get(key) is _DELETED:
-                    known.update(dict.fromkeys(unknown))
+                    self._apply_batch(key, unknown, [None] * len(unknown))
                 else:
                     missing[key] = unknown
         if missing:
             self._note_read(missing)
             for (key, members), scores in zip(missing.items(), self.inner.zscores_many(missing), strict=True):
-                self._base_scores[key].update(zip(members, scores, strict=True))
+                self._apply_batch(key, members, scores)
+
+    def _apply_batch(self, key: str, members: list[str], inner: list[float | None]) -> None:
+        """Know ``members``' scores as the inner store's ``inner`` plus this batch's changes."""
+        known = self._known[key]
+        known.update(zip(members, inner, strict=True))
+        pending, removed = self._deltas.get(key) or {}, self._removed.get(key) or ()
+        for member in (m for m in members if m in pending or m in removed):
+            if member in removed:  # a removed member restarts from zero
+                known[member] = pending.get(member)
+            else:
+                known[member] = (known[member] or 0.0) + pending[member]
 
     def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
         merged_tops = self._merged_tops
@@ -128,28 +164,27 @@ class BatchStore(Store):
     def _merge_tops(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
         """The top ``n`` of each set: the inner store's with this batch's changes applied."""
         base_tops = self._base_top(keys, n)
+        merged: dict[str, dict[str, float]] = {}  # changed sets: their listed members still there
         outside: dict[str, list[str]] = {}  # members raised this batch that the read top misses
         for key, base_rows in zip(keys, base_tops, strict=True):
-            if pending := self._deltas.get(key):
-                listed = {m for m, _ in base_rows}
-                removed = self._removed.get(key, ())
-                outside[key] = [m for m in pending if m not in listed and m not in removed]
-        self._base(outside)
+            pending, removed = self._deltas.get(key), self._removed.get(key)
+            if pending or removed:
+                removed = removed or ()
+                merged[key] = rows = {m: score for m, score in base_rows if m not in removed}
+                outside[key] = [m for m in pending or () if m not in rows]
+        self._know(outside)
         result = []
         for key, base_rows in zip(keys, base_tops, strict=True):
-            pending = self._deltas.get(key)
-            removed = self._removed.get(key)
-            if not pending and not removed:
+            if (rows := merged.get(key)) is None:
                 result.append(base_rows[:n])
                 continue
-            removed = removed or set()
-            merged = {m: score for m, score in base_rows if m not in removed}
-            for member in outside.get(key, ()):  # a removed member restarts from zero
-                if (score := self._base_scores[key][member]) is not None:
-                    merged[member] = score
-            for member, delta in (pending or {}).items():
-                merged[member] = merged.get(member, 0.0) + delta
-            result.append(sorted(merged.items(), key=RANK, reverse=True)[:n])
+            known = self._known[key]
+            for member, delta in self._deltas.get(key, {}).items():
+                if member in rows:
+                    rows[member] += delta
+                elif (score := known[member]) is not None:
+                    rows[member] = score
+            result.append(sorted(rows.items(), key=RANK, reverse=True)[:n])
         return result
 
     def zscores(self, key: str, members: Sequence[str]) -> list[float | None]:
@@ -157,43 +192,14 @@ class BatchStore(Store):
         return scores
 
     def zscores_many(self, requests: Mapping[str, Sequence[str]]) -> list[list[float | None]]:
-        self._base(requests)
-        return [self._current(key, members) for key, members in requests.items()]
-
-    def _current(self, key: str, members: Iterable[str]) -> list[float | None]:
-        """Scores of ``members`` (whose base is known) with this batch's changes applied."""
-        base = self._base_scores[key]
-        pending = self._deltas.get(key)
-        removed = self._removed.get(key)
-        if not pending and not removed:
-            return [base[member] for member in members]
-        pending, removed = pending or {}, removed or ()
-        scores: list[float | None] = []
-        for member in members:
-            if member in removed:  # a removed member restarts from zero
-                scores.append(pending.get(member))
-            elif member in pending:
-                scores.append((base[member] or 0.0) + pending[member])
-            else:
-                scores.append(base[member])
-        return scores
-
-    def zremove(self, key: str, members: Iterable[str]) -> None:
-        self._merged_tops.pop(key, None)
-        pending = self._deltas.get(key, {})
-        for member in members:
-            pending.pop(member, None)
-            self._removed[key].add(member)
+        self._know(requests)
+        return [list(map(self._known[key].__getitem__, members)) for key, members in requests.items()]
 
     def scan(self, prefix: str) -> Iterator[str]:
         return self.inner.scan(prefix)
 
     def ping(self) -> bool:
         return self.inner.ping()
-
-    def discard(self) -> None:
-        """Forget this batch's reads and writes, and every kept read (after a failure)."""
-        self._reset()
 
     # --- reads kept across batches ----------------------------------------------------------
     def _note_read(self, keys: Iterable[str]) -> None:
@@ -203,25 +209,35 @@ class BatchStore(Store):
                 if key not in self._read_at and self.reusable(key):
                     self._read_at[key] = now
 
-    def _kept_reads(self) -> tuple[dict, dict, dict]:
-        """The reusable reads, as they are after this batch's writes (those still fresh and exact)."""
-        tops, scores, read_at = {}, defaultdict(dict), {}
+    def _forget_read(self, key: str) -> None:
+        self._read_at.pop(key, None)
+        self._base_tops.pop(key, None)
+        self._known.pop(key, None)
+
+    def _keep_reads(self) -> None:
+        """Keep the reusable reads still fresh, as they are after this batch's writes; drop the rest.
+
+        Known scores already include the batch's changes. A changed top is kept
+        only if it was merged this batch and is no longer than the set's cap; a
+        capped set's scores are dropped (trimming may have removed members).
+        """
+        read_at = self._read_at
         oldest = time.monotonic() - self.reuse_seconds
-        for key, at in self._read_at.items():
-            if at < oldest or self._dirty.get(key) is _DELETED:
-                continue
-            read_at[key] = at
-            changed = key in self._deltas or key in self._removed
-            if key in self._base_tops:
-                top = self._merged_tops.get(key) if changed else self._base_tops[key]
-                # a changed top not merged this batch is read again, as is one longer than a cap
-                if top is not None and top[0] <= self._caps.get(key, top[0]):
-                    tops[key] = top
-            if key in self._base_scores and key not in self._caps:
-                # (a capped set may have dropped members when trimmed: only its top stays exact)
-                base = self._base_scores[key]
-                scores[key] = dict(zip(base, self._current(key, base), strict=True)) if changed else base
-        return tops, scores, read_at
+        for key in [k for k, at in itertools.takewhile(lambda e: e[1] < oldest, read_at.items())]:
+            self._forget_read(key)
+        changed = self._deltas.keys() | self._removed.keys()
+        for key in self._fresh | changed:
+            if key not in read_at or self._dirty.get(key) is _DELETED:
+                self._forget_read(key)
+            elif key in changed:
+                top = self._merged_tops.get(key)
+                if key in self._base_tops:
+                    if top is not None and top[0] <= self._caps.get(key, top[0]):
+                        self._base_tops[key] = top
+                    else:
+                        del self._base_tops[key]
+                if key in self._caps:
+                    self._known.pop(key, None)
 
     # --- the one write ----------------------------------------------------------------------
     def flush(self) -> None:
@@ -234,7 +250,5 @@ class BatchStore(Store):
                 self.inner.zremove(key, members)
             for key, deltas in self._deltas.items():
                 self.inner.zincr(key, deltas, self._caps.get(key))
-        kept = self._kept_reads() if self.reusable is not None else ({}, {}, {})
-        self._reset()
-        self._base_tops, self._read_at = kept[0], kept[2]
-        self._base_scores.update(kept[1])
+        self._keep_reads()
+        self._start_batch()
