@@ -29,6 +29,7 @@ their neighbours' counts, whatever the catalogue size.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -140,13 +141,13 @@ class ItemCooccurrence(Recommender):
         sources = similar + following
         rows = state.ztop(self._rows(similar, following), self.fanout)
         # every (source row, neighbour) pair as flat arrays: one numpy pass, no per-pair Python
-        pairs = [pair for row in rows for pair in row]
+        pairs = list(itertools.chain.from_iterable(rows))
         if not pairs:
             return {}
         names, strengths = zip(*pairs, strict=True)
         pool = list(dict.fromkeys(names))  # distinct neighbours, first (most recent) source first
-        where = np.fromiter(map({item: at for at, item in enumerate(pool)}.__getitem__, names), np.intp)
-        row_of = np.repeat(np.arange(len(rows)), [len(row) for row in rows])
+        where = np.fromiter(map(dict(zip(pool, itertools.count())).__getitem__, names), np.intp, len(names))
+        row_of = np.repeat(np.arange(len(rows)), list(map(len, rows)))
         values = np.array(strengths)
         counts = state.zscores(keys.counts(), pool + following)
         counts = np.array([count or 1.0 for count in counts])

@@ -133,7 +133,7 @@ class BatchStore(Store):
         missing = {}
         for key, members in requests.items():
             known = self._known[key]
-            if unknown := [m for m in dict.fromkeys(members) if m not in known]:
+            if unknown := list(itertools.filterfalse(known.__contains__, dict.fromkeys(members))):
                 if self._dirty.get(key) is _DELETED:
                     self._apply_batch(key, unknown, [None] * len(unknown))
                 else:
@@ -169,8 +169,9 @@ class BatchStore(Store):
         for key, base_rows in zip(keys, base_tops, strict=True):
             pending, removed = self._deltas.get(key), self._removed.get(key)
             if pending or removed:
-                removed = removed or ()
-                merged[key] = rows = {m: score for m, score in base_rows if m not in removed}
+                merged[key] = rows = (
+                    {m: score for m, score in base_rows if m not in removed} if removed else dict(base_rows)
+                )
                 outside[key] = [m for m in pending or () if m not in rows]
         self._know(outside)
         result = []
