@@ -16,6 +16,7 @@ with (when ``exclude_seen``), and items that are out of stock or deleted.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from online_models.base import Recommender
@@ -27,32 +28,53 @@ CANDIDATES_PER_SLOT = 3
 
 
 def prefetch(model: Recommender, profiles: Sequence[Profile], n: int) -> None:
-    """Read ahead, for a batching store, what :func:`recommend` will read for ``profiles``."""
-    proposed = model.prefetch(profiles, CANDIDATES_PER_SLOT * n)
-    model.state.zscores(model.keys.unavailable(), list(proposed))
+    """Read ahead, for a batching store, what the model will read for ``profiles``' lists."""
+    model.prefetch(profiles, CANDIDATES_PER_SLOT * n)
 
 
 def recommend(
     model: Recommender, profile: Profile, n: int, exclude_seen: bool = True
 ) -> list[RecommendedItem]:
-    """The user's top ``n``, best first, with the business rules applied.
+    """The user's top ``n``, best first, with the business rules applied."""
+    (items,) = recommend_many(model, [profile], n, exclude_seen)
+    return items
 
-    Candidates are asked for a few times ``n`` at first, and for more only when
-    too many of them are ruled out, so a user with a long history costs no more
-    than needed.
+
+def recommend_many(
+    model: Recommender, profiles: Sequence[Profile], n: int, exclude_seen: bool = True
+) -> list[list[RecommendedItem]]:
+    """Each user's top ``n`` (see :func:`recommend`), their stock read in one go.
+
+    Candidates are asked for a few times ``n`` at first, and for more only for
+    users who had too many of them ruled out, so a user with a long history
+    costs no more than needed; each round reads the availability of all its
+    users' candidates at once.
     """
-    excluded = profile.seen if exclude_seen else profile.purchased
-    most = 2 * n + len(excluded)
-    k = min(CANDIDATES_PER_SLOT * n, most)
-    while True:
-        proposed = model.candidates(profile, k=k)
-        items = [i for i in proposed if i not in excluded and i not in profile.purchased]
-        unavailable = model.state.zscores(model.keys.unavailable(), items)
-        available = [item for item, since in zip(items, unavailable, strict=True) if since is None]
-        if len(available) >= n or k >= most or len(proposed) < k:
-            break
-        k = min(4 * k, most)
-    return [
-        RecommendedItem(item_id=item, score=round(proposed[item].score, 6), reason=proposed[item].reason)
-        for item in available[:n]
-    ]
+    excluded = [p.seen if exclude_seen else p.purchased for p in profiles]
+    most = [2 * n + len(e) for e in excluded]
+    k = [min(CANDIDATES_PER_SLOT * n, m) for m in most]
+    lists: list[list[RecommendedItem]] = [[] for _ in profiles]
+    asking = list(range(len(profiles)))
+    while asking:
+        proposed = {at: model.candidates(profiles[at], k=k[at]) for at in asking}
+        allowed = {
+            at: [i for i in found if i not in excluded[at] and i not in profiles[at].purchased]
+            for at, found in proposed.items()
+        }
+        items = list(dict.fromkeys(itertools.chain.from_iterable(allowed.values())))
+        since = model.state.zscores(model.keys.unavailable(), items)
+        unavailable = {item for item, at in zip(items, since, strict=True) if at is not None}
+        still_asking = []
+        for at in asking:
+            available = [item for item in allowed[at] if item not in unavailable]
+            if len(available) >= n or k[at] >= most[at] or len(proposed[at]) < k[at]:
+                found = proposed[at]
+                lists[at] = [
+                    RecommendedItem(item_id=item, score=round(found[item].score, 6), reason=found[item].reason)
+                    for item in available[:n]
+                ]
+            else:
+                k[at] = min(4 * k[at], most[at])
+                still_asking.append(at)
+        asking = still_asking
+    return lists

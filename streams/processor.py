@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 
-from online_models import Profile, build_model, recommend
-from online_models.ranking import prefetch
+from online_models import Profile, build_model
+from online_models.ranking import prefetch, recommend_many
 from online_models.feedback import interaction_weight
 from streamreco.evaluation import RollingScore
 from streamreco.events import InvalidEvent, RecommendationList, ShopEvent, dumps, parse_event
@@ -142,17 +142,19 @@ class EventProcessor:
         self.model.learn_one(profile, event.item_id, weight, event.ts)
         profile.add(event.item_id, event.ts, weight, purchased=event.type == "purchase")
 
-    def _refresh(self, profile: Profile, cause: ShopEvent) -> RecommendationList:
-        items = recommend(self.model, profile, self.settings.top_n, self.settings.exclude_seen)
-        profile.shown = [item.item_id for item in items]
-        return RecommendationList(
-            user_id=profile.user_id,
-            items=items,
-            model=self.settings.model,
-            generated_at=time.time(),
-            caused_by=cause.event_id,
-            event_ts=cause.ts,
-        )
+    def _refresh(self, causes: list[tuple[Profile, ShopEvent]]) -> list[RecommendationList]:
+        """Each user's new list, answering their event ``cause``; shown to them from now on."""
+        settings = self.settings
+        profiles = [profile for profile, _ in causes]
+        lists = recommend_many(self.model, profiles, settings.top_n, settings.exclude_seen)
+        now = time.time()
+        for profile, items in zip(profiles, lists, strict=True):
+            profile.shown = [item.item_id for item in items]
+        return [
+            RecommendationList(user_id=profile.user_id, items=items, model=settings.model,
+                               generated_at=now, caused_by=cause.event_id, event_ts=cause.ts)
+            for (profile, cause), items in zip(causes, lists, strict=True)
+        ]
 
     def _forget(self, user: str, result: BatchResult) -> Profile:
         """Delete every key of ``user`` and unpublish their list; a fresh profile for what follows."""
@@ -257,11 +259,10 @@ class EventProcessor:
                 if self.settings.coalesce_lists:
                     last_event[event.user_id] = event
                 else:
-                    result.lists.append(self._refresh(profile, event))
+                    result.lists.extend(self._refresh([(profile, event)]))
             # every user's reads for their list in a few round trips, not several per user
             prefetch(self.model, [profiles[user] for user in last_event], self.settings.top_n)
-            for user, cause in last_event.items():
-                result.lists.append(self._refresh(profiles[user], cause))
+            result.lists.extend(self._refresh([(profiles[user], cause) for user, cause in last_event.items()]))
             latest = {r.user_id: r for r in result.lists}
             result.lists.extend(self._republish([u for u in replayed if u not in latest]))
             self.batch.put({
