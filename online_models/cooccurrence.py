@@ -63,6 +63,13 @@ class ItemCooccurrence(Recommender):
         Neighbours kept per item (the row is trimmed to the strongest).
     fanout
         Neighbours read per history item when proposing candidates.
+    source_recency
+        Weight multiplier per step back of a history item when proposing
+        candidates (``None``: ``recency``).
+    moment
+        Seconds of ``ts`` that count as one step back when proposing candidates:
+        the items of one moment (a burst of ratings, a page of clicks) weigh the
+        same. ``None``: every distinct item is a step.
     """
 
     scores_any_item = False  # only the neighbours of the user's recent items
@@ -78,6 +85,8 @@ class ItemCooccurrence(Recommender):
         transition_decay: float = 0.5,
         neighbours: int = 200,
         fanout: int = 100,
+        source_recency: float | None = None,
+        moment: float | None = None,
         store: Store | None = None,
         namespace: str = "sr",
     ) -> None:
@@ -91,6 +100,8 @@ class ItemCooccurrence(Recommender):
         self.transition_decay = transition_decay
         self.neighbours = neighbours
         self.fanout = fanout
+        self.source_recency = source_recency
+        self.moment = moment
 
     def learn_one(self, profile: Profile, item: str, weight: float, ts: float) -> None:
         keys, state = self.keys, self.state
@@ -112,6 +123,15 @@ class ItemCooccurrence(Recommender):
         recent = profile.recent_items(max(self.window, self.transition_steps))
         following = recent[: self.transition_steps] if self.transition_weight else []
         return recent[: self.window], following
+
+    def _source_weights(self, profile: Profile, similar: list[str]) -> np.ndarray:
+        """The weight of each of ``similar`` (the user's recent items, newest first)."""
+        recency = self.recency if self.source_recency is None else self.source_recency
+        if self.moment is None:
+            steps = np.arange(len(similar), dtype=float)
+        else:
+            steps = np.array([step for _, step in profile.recent_moments(len(similar), self.moment)], dtype=float)
+        return recency**steps
 
     def _rows(self, similar: list[str], following: list[str]) -> list[str]:
         keys = self.keys
@@ -150,8 +170,9 @@ class ItemCooccurrence(Recommender):
         row_of = np.repeat(np.arange(len(rows)), list(map(len, rows)))
         values = np.array(strengths)
         counts = state.zscores(keys.counts(), pool + following)
-        counts = np.array([count or 1.0 for count in counts])
-        weights = self.recency ** np.arange(len(sources), dtype=float)
+        counts = np.array(counts, dtype=float)  # an unknown (None: nan) or zero count counts as 1
+        counts[np.isnan(counts) | (counts == 0)] = 1.0
+        weights = np.r_[self._source_weights(profile, similar), self.recency ** np.arange(len(following))]
         weights[len(similar) :] *= self.transition_weight / counts[len(pool) :]
         similarity = row_of < len(similar)
         values[similarity] *= counts[where[similarity]] ** -self.alpha
@@ -160,10 +181,24 @@ class ItemCooccurrence(Recommender):
             peaks = np.maximum.reduceat(values, starts)
             weights[row_of[starts[similarity[starts]]]] /= peaks[similarity[starts]]
         totals = np.bincount(where, weights=values * weights[row_of], minlength=len(pool))
-        best = np.argsort(-totals, kind="stable")[:k]
-        origin = np.full(len(pool), len(rows))
-        np.minimum.at(origin, where, row_of)  # the most recent source listing each neighbour
+        best = _best(totals, k)
+        # the most recent source listing each neighbour: where it first appears in the pool
+        running = np.maximum.accumulate(where)
+        origin = row_of[np.flatnonzero(np.r_[True, running[1:] != running[:-1]])]
         return {
             pool[at]: Candidate(float(totals[at]), f"similar_to:{sources[source]}")
             for at, source in zip(best.tolist(), origin[best].tolist(), strict=True)
         }
+
+
+def _best(totals: np.ndarray, k: int) -> np.ndarray:
+    """Indexes of the ``k`` highest ``totals``, highest first, ties by index (a stable sort's first ``k``).
+
+    >>> _best(np.array([1.0, 3.0, 2.0, 3.0, 0.5]), 3).tolist()
+    [1, 3, 2]
+    """
+    among = np.arange(len(totals))
+    if len(totals) > k:
+        threshold = np.partition(totals, len(totals) - k)[len(totals) - k]
+        among = np.flatnonzero(totals >= threshold)
+    return among[np.argsort(-totals[among], kind="stable")][:k]

@@ -82,6 +82,27 @@ class Profile:
                 break
         return list(items)
 
+    def recent_moments(self, n: int, moment: float) -> list[tuple[str, int]]:
+        """The ``n`` most recent distinct items, each with how many moments back it was last seen.
+
+        A moment is ``moment`` seconds of ``ts``: the events of one moment are one
+        step back (0 for the latest), however many they are.
+
+        >>> p = Profile("u")
+        >>> for item, ts in [("a", 1.0), ("b", 5.2), ("c", 5.7), ("b", 9.0)]:
+        ...     p.add(item, ts, weight=1.0)
+        >>> p.recent_moments(3, moment=1.0)
+        [('b', 0), ('c', 1), ('a', 2)]
+        """
+        items: dict[str, int] = {}
+        steps, latest = -1, None
+        for item, ts, _ in reversed(self.history):
+            if (at := ts // moment) != latest:
+                steps, latest = steps + 1, at
+            if items.setdefault(item, steps) == steps and len(items) >= n:
+                break
+        return list(items.items())
+
     def encode(self) -> bytes:
         return msgpack.packb(
             [
