@@ -325,25 +325,53 @@ def start_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen | Non
     )
 
 
-def summarise_profile(raw: Path, top: int = 15) -> tuple[int, list[tuple[str, float]], list[tuple[str, float]]]:
-    """(samples, inclusive share per function, self share per function) from py-spy raw output."""
-    inclusive, own = collections.Counter(), collections.Counter()
+@dataclass
+class CpuProfile:
+    """A py-spy profile summed up: samples, the top functions, and the share of each layer."""
+
+    samples: int
+    inclusive: list[tuple[str, float]]  # (function, % of samples with it on the stack)
+    own: list[tuple[str, float]]  # (function, % of samples in it)
+    layers: list[tuple[str, float]]  # (layer, % of samples whose innermost frame is in it)
+
+
+#: Where a sample's innermost frame is, by path fragment, first match wins. numpy runs
+#: inside the Python frame that called it (py-spy without --native), so it counts as
+#: the caller's.
+LAYERS = (
+    ("streamreco (our code)", ("/streamreco/", "/online_models/", "/streams/", "/bench/")),
+    ("Faust and mode", ("/faust/", "/mode/")),
+    ("aiokafka (Kafka client)", ("/aiokafka/", "/kafka/")),
+    ("redis-py and hiredis (Redis client)", ("/redis/",)),
+    ("pydantic, msgpack (event parsing)", ("/pydantic", "/msgpack/")),
+    ("asyncio, selectors, sockets (I/O)", ("asyncio/", "selectors.py", "socket.py", "ssl.py")),
+)
+
+
+def _layer(path: str) -> str:
+    return next((name for name, parts in LAYERS if any(p in path for p in parts)), "other")
+
+
+def summarise_profile(raw: Path, top: int = 15) -> CpuProfile:
+    """The top functions and the layers of py-spy raw output."""
+    inclusive, own, layers = collections.Counter(), collections.Counter(), collections.Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        frames = [_frame(f) for f in stack.split(";")]
-        frames = [f for f in frames if f]
+        raw_frames = [f for f in stack.split(";") if "(" in f]
+        frames = [_frame(f) for f in raw_frames]
         total += n
         if frames:
             own[frames[-1]] += n
+            layers[_layer(raw_frames[-1])] += n
         for name in set(frames):
             if not any(token in name for token in PLUMBING):
                 inclusive[name] += n
-    share = lambda c: [(name, 100 * n / total) for name, n in c.most_common(top)]
-    return total, share(inclusive), share(own)
+    share = lambda c, k=top: [(name, 100 * n / total) for name, n in c.most_common(k)]
+    return CpuProfile(total, share(inclusive), share(own), share(layers, None))
 
 
 #: Frames every sample of a thread passes through; left out of the inclusive table.
@@ -604,13 +632,16 @@ def render(args: argparse.Namespace, report: dict, argv: list[str], seconds: flo
         lines.append("Not measured in this run.")
     lines += ["", "## Where the time goes", ""]
     if "profile" in report:
-        total, inclusive, own = report["profile"]
+        profile = report["profile"]
         lines += [f"py-spy (`record --nonblocking --rate 100 --format raw`) on the one-worker sustained run, "
-                  f"{total:,} samples over all threads (idle excluded).", "",
-                  "| inclusive % | function |", "|---|---|"]
-        lines += [f"| {share:.1f} | `{name}` |" for name, share in inclusive]
+                  f"{profile.samples:,} samples over all threads (idle excluded).", "",
+                  "By layer (the innermost frame of each sample; numpy counts as the code that called it):", "",
+                  "| % of samples | layer |", "|---|---|"]
+        lines += [f"| {share:.1f} | {name} |" for name, share in profile.layers]
+        lines += ["", "| inclusive % | function |", "|---|---|"]
+        lines += [f"| {share:.1f} | `{name}` |" for name, share in profile.inclusive]
         lines += ["", "| self % | function |", "|---|---|"]
-        lines += [f"| {share:.1f} | `{name}` |" for name, share in own]
+        lines += [f"| {share:.1f} | `{name}` |" for name, share in profile.own]
     else:
         lines.append("Not profiled in this run (py-spy missing or --profile 0).")
     return "\n".join(lines) + "\n"
