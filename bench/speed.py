@@ -335,21 +335,23 @@ class CpuProfile:
     layers: list[tuple[str, float]]  # (layer, % of samples whose innermost frame is in it)
 
 
-#: Where a sample's innermost frame is, by path fragment, first match wins. numpy runs
-#: inside the Python frame that called it (py-spy without --native), so it counts as
-#: the caller's.
-LAYERS = (
-    ("streamreco (our code)", ("/streamreco/", "/online_models/", "/streams/", "/bench/")),
-    ("Faust and mode", ("/faust/", "/mode/")),
-    ("aiokafka (Kafka client)", ("/aiokafka/", "/kafka/")),
-    ("redis-py and hiredis (Redis client)", ("/redis/",)),
-    ("pydantic, msgpack (event parsing)", ("/pydantic", "/msgpack/")),
-    ("asyncio, selectors, sockets (I/O)", ("asyncio/", "selectors.py", "socket.py", "ssl.py")),
-)
+#: Where a sample's innermost frame is, by the top package of its module (py-spy names
+#: files relative to ``sys.path``). numpy runs inside the frame that called it (py-spy
+#: without --native) or in its own Python wrappers: both count as our code.
+LAYERS = {
+    "streamreco (our code, numpy included)": {"streamreco", "online_models", "streams", "bench", "numpy"},
+    "Faust and mode": {"faust", "mode"},
+    "aiokafka (Kafka client)": {"aiokafka", "kafka"},
+    "redis-py and hiredis (Redis client)": {"redis", "hiredis"},
+    "pydantic, msgpack, orjson (event parsing)": {"pydantic", "pydantic_core", "msgpack", "orjson"},
+    "asyncio, threads, sockets (I/O)": {"asyncio", "selectors.py", "socket.py", "ssl.py", "concurrent",
+                                        "threading.py", "queue.py"},
+}
 
 
-def _layer(path: str) -> str:
-    return next((name for name, parts in LAYERS if any(p in path for p in parts)), "other")
+def _layer(frame: str) -> str:
+    top = frame.partition(" (")[2].split("/", 1)[0].rsplit(":", 1)[0]
+    return next((name for name, packages in LAYERS.items() if top in packages), "other")
 
 
 def summarise_profile(raw: Path, top: int = 15) -> CpuProfile:

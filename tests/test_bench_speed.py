@@ -45,21 +45,21 @@ def test_quick_run_writes_every_section(
 
 def test_profile_summary_shares_samples_by_layer(tmp_path: Path) -> None:
     """Each sample counts for the layer of its innermost frame; shares add up to 100%."""
-    site = "/venv/lib/python3.11/site-packages"
-    raw = tmp_path / "raw.txt"
+    raw = tmp_path / "raw.txt"  # py-spy names files relative to sys.path
     raw.write_text(
-        f"process (/repo/streams/processor.py:10);candidates (/repo/online_models/cooccurrence.py:5) 6\n"
-        f"process (/repo/streams/processor.py:10);execute ({site}/redis/client.py:3) 2\n"
-        f"drain ({site}/faust/transport/consumer.py:1);send ({site}/aiokafka/conn.py:9) 1\n"
-        f"select (/usr/lib/python3.11/selectors.py:4) 1\n"
+        "process (streams/processor.py:10);candidates (online_models/cooccurrence.py:5) 5\n"
+        "candidates (online_models/cooccurrence.py:5);argsort (numpy/_core/fromnumeric.py:7) 1\n"
+        "process (streams/processor.py:10);execute (redis/client.py:3) 2\n"
+        "drain (faust/transport/consumer.py:1);send (aiokafka/conn.py:9) 1\n"
+        "select (selectors.py:4) 1\n"
     )
     summary = speed.summarise_profile(raw)
     layers = dict(summary.layers)
     assert summary.samples == 10
     assert layers == {
-        "streamreco (our code)": 60.0,
+        "streamreco (our code, numpy included)": 60.0,
         "redis-py and hiredis (Redis client)": 20.0,
         "aiokafka (Kafka client)": 10.0,
-        "asyncio, selectors, sockets (I/O)": 10.0,
+        "asyncio, threads, sockets (I/O)": 10.0,
     }
-    assert dict(summary.inclusive)["process (streams/processor.py)"] == 80.0
+    assert dict(summary.inclusive)["process (streams/processor.py)"] == 70.0
