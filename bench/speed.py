@@ -320,7 +320,7 @@ def start_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen | Non
         return None
     return subprocess.Popen(
         [str(spy), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "100",
-         "--nonblocking", "--format", "raw", "--output", str(out)],
+         "--nonblocking", "--gil", "--format", "raw", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 
@@ -635,8 +635,10 @@ def render(args: argparse.Namespace, report: dict, argv: list[str], seconds: flo
     lines += ["", "## Where the time goes", ""]
     if "profile" in report:
         profile = report["profile"]
-        lines += [f"py-spy (`record --nonblocking --rate 100 --format raw`) on the one-worker sustained run, "
-                  f"{profile.samples:,} samples over all threads (idle excluded).", "",
+        lines += [f"py-spy (`record --nonblocking --gil --rate 100 --format raw`) on the one-worker sustained run: "
+                  f"{profile.samples:,} samples of the thread holding the GIL, that is of the Python "
+                  f"work the worker's CPU time goes to (a thread waiting for the GIL or in a system call "
+                  f"is not counted; Redis and the broker run in their own processes).", "",
                   "By layer (the innermost frame of each sample; numpy counts as the code that called it):", "",
                   "| % of samples | layer |", "|---|---|"]
         lines += [f"| {share:.1f} | {name} |" for name, share in profile.layers]
