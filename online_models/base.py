@@ -74,15 +74,17 @@ class Recommender(base.Estimator):
     def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
         """Up to ``k`` scored items for the user, best first; may include seen items."""
 
-    def prefetch(self, profiles: Sequence[Profile], k: int) -> set[str]:
+    def candidates_many(self, profiles: Sequence[Profile], k: int) -> list[dict[str, Candidate]]:
+        """:meth:`candidates` of each of ``profiles``; a model may share reads between them."""
+        return [self.candidates(profile, k) for profile in profiles]
+
+    def prefetch(self, profiles: Sequence[Profile], k: int) -> None:
         """Read ahead what :meth:`candidates` ``(profile, k)`` will read for each of ``profiles``.
 
         Purely an optimisation for a store that batches (many users' reads in one
         round trip instead of several per user): results never depend on it.
-        Returns every item those candidates can include, so that their scores
-        can be read ahead too. The default reads nothing and knows no items.
+        The default reads nothing.
         """
-        return set()
 
     def prefetch_scores(self, profiles: Sequence[Profile], items: Collection[str]) -> None:
         """Read ahead what :meth:`score` of ``items`` will read for each of ``profiles``."""

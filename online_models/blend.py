@@ -50,10 +50,9 @@ class Blend(Recommender):
         for model in self.models:
             model.learn_one(profile, item, weight, ts)
 
-    def prefetch(self, profiles: Sequence[Profile], k: int) -> set[str]:
-        proposed = set().union(*(model.prefetch(profiles, k) for model in self.models))
-        self.prefetch_scores(profiles, proposed)
-        return proposed
+    def prefetch(self, profiles: Sequence[Profile], k: int) -> None:
+        for model in self.models:
+            model.prefetch(profiles, k)
 
     def prefetch_scores(self, profiles: Sequence[Profile], items: Collection[str]) -> None:
         for model in self.models:
@@ -61,8 +60,24 @@ class Blend(Recommender):
                 model.prefetch_scores(profiles, items)
 
     def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
-        proposals = [model.candidates(profile, k) for model in self.models]
-        pool = list(dict.fromkeys(item for found in proposals for item in found))
+        (found,) = self.candidates_many([profile], k)
+        return found
+
+    def candidates_many(self, profiles: Sequence[Profile], k: int) -> list[dict[str, Candidate]]:
+        """Each source's candidates for every user, then the scores of all users' pools read at once."""
+        by_model = [model.candidates_many(profiles, k) for model in self.models]
+        by_user = list(zip(*by_model, strict=True))
+        pools = [list(dict.fromkeys(item for found in proposals for item in found)) for proposals in by_user]
+        if len(profiles) > 1:  # one round trip for all users' pools (for one user, nothing to share)
+            self.prefetch_scores(profiles, set().union(*pools))
+        return [
+            self._blend(profile, proposals, pool, k)
+            for profile, proposals, pool in zip(profiles, by_user, pools, strict=True)
+        ]
+
+    def _blend(
+        self, profile: Profile, proposals: Sequence[dict[str, Candidate]], pool: list[str], k: int
+    ) -> dict[str, Candidate]:
         if not pool:
             return {}
         totals = dict.fromkeys(pool, 0.0)

@@ -30,6 +30,7 @@ their neighbours' counts, whatever the catalogue size.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Sequence
 
 import numpy as np
@@ -137,7 +138,7 @@ class ItemCooccurrence(Recommender):
         keys = self.keys
         return [keys.neighbours(j) for j in similar] + [keys.transitions(j) for j in following]
 
-    def prefetch(self, profiles: Sequence[Profile], k: int) -> set[str]:
+    def prefetch(self, profiles: Sequence[Profile], k: int) -> None:
         keys, state = self.keys, self.state
         rows, followed, newcomers = {}, set(), False
         for profile in profiles:
@@ -145,12 +146,11 @@ class ItemCooccurrence(Recommender):
             rows.update(dict.fromkeys(self._rows(similar, following)))
             followed.update(following)
             newcomers = newcomers or not similar
-        found = {member for row in state.ztop(list(rows), self.fanout) for member, _ in row}
+        neighbours = itertools.chain.from_iterable(state.ztop(list(rows), self.fanout))
+        found = set(map(operator.itemgetter(0), neighbours))
         if newcomers:
-            (popular,) = state.ztop([keys.counts()], k)
-            found.update(item for item, _ in popular)
+            state.ztop([keys.counts()], k)
         state.zscores(keys.counts(), list(found | followed))
-        return found
 
     def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
         keys, state = self.keys, self.state

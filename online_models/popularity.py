@@ -72,8 +72,8 @@ class Popularity(Recommender):
         periods = dict.fromkeys(self._clock(p) for p in profiles)
         return [self.keys.popularity(q) for p in periods for q in (p, p - 1)]
 
-    def prefetch(self, profiles: Sequence[Profile], k: int) -> set[str]:
-        return {item for row in self.state.ztop(self._keys(profiles), k) for item, _ in row}
+    def prefetch(self, profiles: Sequence[Profile], k: int) -> None:
+        self.state.ztop(self._keys(profiles), k)
 
     def prefetch_scores(self, profiles: Sequence[Profile], items: Collection[str]) -> None:
         items = list(items)

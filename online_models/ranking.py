@@ -56,7 +56,11 @@ def recommend_many(
     lists: list[list[RecommendedItem]] = [[] for _ in profiles]
     asking = list(range(len(profiles)))
     while asking:
-        proposed = {at: model.candidates(profiles[at], k=k[at]) for at in asking}
+        proposed = {}
+        for size in dict.fromkeys(k[at] for at in asking):  # users asking for as many, together
+            group = [at for at in asking if k[at] == size]
+            found = model.candidates_many([profiles[at] for at in group], size)
+            proposed.update(zip(group, found, strict=True))
         allowed = {
             at: [i for i in found if i not in excluded[at] and i not in profiles[at].purchased]
             for at, found in proposed.items()
