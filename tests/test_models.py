@@ -113,6 +113,38 @@ def test_row_norm_gives_each_history_item_one_vote(row_norm: bool, first: str) -
     assert found["b"].reason == "similar_to:niche"
 
 
+@pytest.mark.parametrize("moment", [None, 1.0])
+def test_items_of_one_moment_weigh_the_same(moment: float | None) -> None:
+    """With ``moment``, a burst of events in one second is one step back; without, each item is."""
+    model = ItemCooccurrence(recency=0.5, moment=moment, store=MemoryStore())
+    for user, items in enumerate([["old", "x"], ["new", "y"]]):
+        crowd = Profile(f"crowd{user}")
+        for item in items:
+            model.learn_one(crowd, item, 1.0, T0)
+            crowd.add(item, T0, 1.0)
+    me = Profile("me")
+    for at, item in enumerate(["old", "middle", "new"]):  # all within one second
+        me.add(item, T0 + 0.3 * at, 1.0)
+    found = model.candidates(me, k=2)
+    assert found["y"].score == 1.0
+    assert found["x"].score == (1.0 if moment else 0.25)  # two items back at 0.5 per step
+
+
+def test_source_recency_is_a_weight_per_step_back() -> None:
+    """``source_recency`` weighs the history when proposing; ``recency`` stays the learning weight."""
+    model = ItemCooccurrence(recency=0.5, source_recency=0.8, moment=1.0, store=MemoryStore())
+    for user, items in enumerate([["old", "x"], ["new", "y"]]):
+        crowd = Profile(f"crowd{user}")
+        for item in items:
+            model.learn_one(crowd, item, 1.0, T0)
+            crowd.add(item, T0, 1.0)
+    me = Profile("me")
+    for at, item in enumerate(["old", "middle", "new"]):  # one second apart: three moments
+        me.add(item, T0 + at, 1.0)
+    found = model.candidates(me, k=2)
+    assert (found["y"].score, found["x"].score) == (1.0, pytest.approx(0.64))
+
+
 def test_prefetch_changes_no_list(name: str) -> None:
     """Reading ahead is only an optimisation: the same lists, with or without it."""
     from online_models.ranking import prefetch
