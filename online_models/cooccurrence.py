@@ -7,7 +7,10 @@ user's candidates are the neighbours of their recent items: each neighbour row
 is damped by ``count(candidate) ** alpha`` (so that blockbusters, which
 co-occur with everything, do not win by default), divided by its own maximum
 (``row_norm``: every history item gets one equal vote, however popular it is),
-weighted by ``recency ** position`` of its source, and summed. Optional
+weighted by ``source_recency ** steps`` of its source, and summed; a step back
+is a ``moment`` (one second by default) of the user's history, so that the
+items of one burst (a page of ratings, a few clicks in a second) weigh the
+same. Optional
 first-order transitions (``transition_weight``) add the items that followed
 the user's last items, each as a share of that item's count.
 
@@ -86,8 +89,8 @@ class ItemCooccurrence(Recommender):
         transition_decay: float = 0.5,
         neighbours: int = 200,
         fanout: int = 100,
-        source_recency: float | None = None,
-        moment: float | None = None,
+        source_recency: float | None = 0.7,
+        moment: float | None = 1.0,
         store: Store | None = None,
         namespace: str = "sr",
     ) -> None:

@@ -116,7 +116,7 @@ def test_row_norm_gives_each_history_item_one_vote(row_norm: bool, first: str) -
 @pytest.mark.parametrize("moment", [None, 1.0])
 def test_items_of_one_moment_weigh_the_same(moment: float | None) -> None:
     """With ``moment``, a burst of events in one second is one step back; without, each item is."""
-    model = ItemCooccurrence(recency=0.5, moment=moment, store=MemoryStore())
+    model = ItemCooccurrence(recency=0.5, source_recency=None, moment=moment, store=MemoryStore())
     for user, items in enumerate([["old", "x"], ["new", "y"]]):
         crowd = Profile(f"crowd{user}")
         for item in items:
