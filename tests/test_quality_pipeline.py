@@ -86,3 +86,16 @@ def test_each_mode_rewrites_only_its_own_section_of_the_results(tmp_path: Path) 
     assert results.read_text() == f"# Quality\n\noffline table 2\n\n{quality.PIPELINE_HEADING}\n\npipeline table 1\n"
     quality.write_sections(results, pipeline=f"{quality.PIPELINE_HEADING}\n\npipeline table 2\n")
     assert results.read_text() == f"# Quality\n\noffline table 2\n\n{quality.PIPELINE_HEADING}\n\npipeline table 2\n"
+
+
+def test_tuning_runs_score_the_blend_with_the_given_options(movielens_prefix, capsys) -> None:
+    """``bench.tune`` replays the default blend with each option set, as the quality bench does."""
+    from bench import tune
+
+    assert tune.main(['{"moment": null, "source_recency": null}', "{}", "--limit", "300"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.rsplit(": HR@10", 1)[0] for line in lines] == ['{"moment": null, "source_recency": null}', "{}"]
+    default = replay_offline("blend", movielens_prefix[:300])
+    assert lines[1].endswith(f"HR@10 {default.total.hr:.4f}, NDCG@10 {default.total.ndcg:.4f} (300 events)")
+    with pytest.raises(SystemExit):  # the second half is never looked at while tuning
+        tune.main(["{}", "--limit", str(tune.TUNING_EVENTS + 1)])
