@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import hashlib
+import math
 
 import msgpack
 import numpy as np
@@ -104,15 +105,22 @@ class Profile:
         return list(items.items())
 
     def encode(self) -> bytes:
+        """The profile as one compact blob (format 2: see :func:`_compact`)."""
+        items = list(dict.fromkeys(item for item, _, _ in self.history))
+        at = {item: index for index, item in enumerate(items)}
         return msgpack.packb(
             [
-                [list(h) for h in self.history],
-                sorted(self.seen),
+                PROFILE_FORMAT,
+                items,  # each distinct item of the history once; entries point at them
+                [at[item] for item, _, _ in self.history],
+                [_compact(ts) for _, ts, _ in self.history],
+                [_compact(weight) for _, _, weight in self.history],
+                sorted(self.seen.difference(items)),  # the history's items are seen: not stored twice
                 sorted(self.purchased),
                 None if self.factors is None else self.factors.astype(np.float32).tobytes(),
                 self.shown,
                 self.n_events,
-                self.last_ts,
+                _compact(self.last_ts),
                 b"".join(self.recent_events),
             ],
             use_bin_type=True,
@@ -120,18 +128,43 @@ class Profile:
 
     @classmethod
     def decode(cls, user_id: str, blob: bytes | None, history_size: int = 50) -> Profile:
+        """A profile from :meth:`encode`'s blob (or from 0.1's format), a new one for ``None``."""
         if blob is None:
             return cls(user_id, history_size=history_size)
-        history, seen, purchased, factors, shown, n_events, last_ts, recent = msgpack.unpackb(blob)
+        fields = msgpack.unpackb(blob)
+        if fields[0] == PROFILE_FORMAT:
+            _, items, at, times, weights, more_seen, purchased, factors, shown, n_events, last_ts, recent = fields
+            history = [(items[i], float(ts), float(w)) for i, ts, w in zip(at, times, weights, strict=True)]
+            seen = {*items, *more_seen}
+        else:  # 0.1: [history, seen, purchased, factors, shown, n_events, last_ts, recent]
+            history, seen, purchased, factors, shown, n_events, last_ts, recent = fields
+            history, seen = [tuple(h) for h in history], set(seen)
         return cls(
             user_id,
-            history=[tuple(h) for h in history],
-            seen=set(seen),
+            history=history,
+            seen=seen,
             purchased=set(purchased),
             factors=None if factors is None else np.frombuffer(factors, np.float32).copy(),
             shown=shown,
             n_events=n_events,
-            last_ts=last_ts,
+            last_ts=float(last_ts),
             recent_events=_event_digests(recent),
             history_size=history_size,
         )
+
+
+#: The first field of an encoded profile (0.1's profiles start with their history, a list).
+PROFILE_FORMAT = 2
+
+
+def _compact(number: float) -> int | float:
+    """A whole number as an int (1 to 5 bytes in msgpack instead of 9), exactly as it was.
+
+    >>> _compact(3.0), _compact(1.5), _compact(1700000000.0), _compact(1e300)
+    (3, 1.5, 1700000000, 1e+300)
+    """
+    number = float(number)
+    negative_zero = number == 0 and math.copysign(1.0, number) < 0
+    if not number.is_integer() or abs(number) >= 2**63 or negative_zero:
+        return number  # a fraction, too large for msgpack's integers, or -0.0
+    return int(number)
