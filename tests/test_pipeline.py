@@ -11,9 +11,9 @@ import urllib.error
 import urllib.request
 from collections import Counter
 
-import msgpack
 import pytest
 
+from online_models import Profile
 from streamreco.embedded import free_port
 from tests.kafka_helpers import TopicReader, event_json, produce
 
@@ -164,7 +164,7 @@ def test_two_workers_share_the_partitions_and_process_every_event_once(
     assert all(processed), processed  # both did work
     for user in users:  # each event applied exactly once to its user's state
         blob = redis_client.get(f"{settings.namespace}:{{u:{user}}}:profile")
-        assert msgpack.unpackb(blob)[5] == 5
+        assert Profile.decode(user, blob).n_events == 5
     counts = Counter(json.loads(r.value)["user_id"] for r in recs.records)
     assert set(counts) == set(users)
     recs.close()
