@@ -63,3 +63,12 @@ def test_profile_summary_shares_samples_by_layer(tmp_path: Path) -> None:
         "asyncio, threads, sockets (I/O)": 10.0,
     }
     assert dict(summary.inclusive)["process (streams/processor.py)"] == 70.0
+
+
+def test_client_floor_consumes_and_answers_every_event(capsys) -> None:
+    """``bench.client_floor`` times the bare consume-produce-commit loop over every pre-produced event."""
+    from bench import client_floor
+
+    assert client_floor.main(["--events", "700"]) == 0
+    line = capsys.readouterr().out
+    assert re.match(r"700 events: [\d,]+ events/s, [\d,]+ us CPU/event", line), line
