@@ -122,20 +122,18 @@ class ItemCooccurrence(Recommender):
             state.zincr(keys.transitions(previous), step, cap=self.neighbours)
         state.zincr(keys.counts(), {item: 1.0})
 
-    def _sources(self, profile: Profile) -> tuple[list[str], list[str]]:
-        """The user's recent items whose neighbours, and whose transitions, are read."""
-        recent = profile.recent_items(max(self.window, self.transition_steps))
-        following = recent[: self.transition_steps] if self.transition_weight else []
-        return recent[: self.window], following
-
-    def _source_weights(self, profile: Profile, similar: list[str]) -> np.ndarray:
-        """The weight of each of ``similar`` (the user's recent items, newest first)."""
-        recency = self.recency if self.source_recency is None else self.source_recency
-        if self.moment is None:
-            steps = np.arange(len(similar), dtype=float)
+    def _sources(self, profile: Profile) -> tuple[list[str], list[int], list[str]]:
+        """The user's recent items whose neighbours are read (newest first), how many steps
+        back each is, and the items whose transitions are read: one walk of the history."""
+        n = max(self.window, self.transition_steps)
+        if self.moment is None:  # every distinct item is a step
+            recent = profile.recent_items(n)
+            steps = list(range(len(recent)))
         else:
-            steps = np.array([step for _, step in profile.recent_moments(len(similar), self.moment)], dtype=float)
-        return recency**steps
+            moments = profile.recent_moments(n, self.moment)
+            recent, steps = [item for item, _ in moments], [step for _, step in moments]
+        following = recent[: self.transition_steps] if self.transition_weight else []
+        return recent[: self.window], steps[: self.window], following
 
     def _rows(self, similar: list[str], following: list[str]) -> list[str]:
         keys = self.keys
@@ -145,7 +143,7 @@ class ItemCooccurrence(Recommender):
         keys, state = self.keys, self.state
         rows, followed, newcomers = {}, set(), False
         for profile in profiles:
-            similar, following = self._sources(profile)
+            similar, _, following = self._sources(profile)
             rows.update(dict.fromkeys(self._rows(similar, following)))
             followed.update(following)
             newcomers = newcomers or not similar
@@ -157,7 +155,7 @@ class ItemCooccurrence(Recommender):
 
     def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
         keys, state = self.keys, self.state
-        similar, following = self._sources(profile)
+        similar, steps, following = self._sources(profile)
         if not similar:  # a newcomer: the most interacted-with items
             (rows,) = state.ztop([keys.counts()], k)
             return {item: Candidate(count, "popular") for item, count in rows}
@@ -175,7 +173,8 @@ class ItemCooccurrence(Recommender):
         counts = state.zscores(keys.counts(), pool + following)
         counts = np.array(counts, dtype=float)  # an unknown (None: nan) or zero count counts as 1
         counts[np.isnan(counts) | (counts == 0)] = 1.0
-        weights = np.r_[self._source_weights(profile, similar), self.recency ** np.arange(len(following))]
+        recency = self.recency if self.source_recency is None else self.source_recency
+        weights = np.r_[recency ** np.array(steps, dtype=float), self.recency ** np.arange(len(following))]
         weights[len(similar) :] *= self.transition_weight / counts[len(pool) :]
         similarity = row_of < len(similar)
         values[similarity] *= counts[where[similarity]] ** -self.alpha
