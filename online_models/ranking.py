@@ -56,11 +56,12 @@ def recommend_many(
     lists: list[list[RecommendedItem]] = [[] for _ in profiles]
     asking = list(range(len(profiles)))
     while asking:
+        groups: dict[int, list[int]] = {}  # users asking for as many candidates, together
+        for at in asking:
+            groups.setdefault(k[at], []).append(at)
         proposed = {}
-        for size in dict.fromkeys(k[at] for at in asking):  # users asking for as many, together
-            group = [at for at in asking if k[at] == size]
-            found = model.candidates_many([profiles[at] for at in group], size)
-            proposed.update(zip(group, found, strict=True))
+        for size, group in groups.items():
+            proposed.update(zip(group, model.candidates_many([profiles[at] for at in group], size), strict=True))
         allowed = {
             at: [i for i in found if i not in excluded[at] and i not in profiles[at].purchased]
             for at, found in proposed.items()
