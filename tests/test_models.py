@@ -41,6 +41,23 @@ def trained(name: str) -> tuple[Recommender, dict[str, Profile]]:
     return model, profiles
 
 
+def learn_sessions(model: Recommender, sessions: list[list[str]]) -> None:
+    """Each session's items, in order, learned from a user of its own, all at ``T0``."""
+    for user, items in enumerate(sessions):
+        crowd = Profile(f"crowd{user}")
+        for item in items:
+            model.learn_one(crowd, item, 1.0, T0)
+            crowd.add(item, T0, 1.0)
+
+
+def history(*timed: tuple[str, float]) -> Profile:
+    """A user who interacted with each ``(item, ts)``, in order."""
+    profile = Profile("me")
+    for item, ts in timed:
+        profile.add(item, ts, 1.0)
+    return profile
+
+
 def without_addresses(text: str) -> str:
     return re.sub(r" at 0x[0-9a-f]+", "", text)
 
@@ -99,16 +116,8 @@ def test_results_are_deterministic(name: str) -> None:
 @pytest.mark.parametrize(("row_norm", "first"), [(True, "b"), (False, "a")])
 def test_row_norm_gives_each_history_item_one_vote(row_norm: bool, first: str) -> None:
     model = ItemCooccurrence(row_norm=row_norm, store=MemoryStore())
-    sessions = [["hot", "a"]] * 5 + [["niche", "b"]]
-    for user, items in enumerate(sessions):
-        profile = Profile(f"crowd{user}")
-        for item in items:
-            model.learn_one(profile, item, 1.0, T0)
-            profile.add(item, T0, 1.0)
-    me = Profile("me")
-    me.add("hot", T0, 1.0)
-    me.add("niche", T0 + 1, 1.0)
-    found = model.candidates(me, k=2)
+    learn_sessions(model, [["hot", "a"]] * 5 + [["niche", "b"]])
+    found = model.candidates(history(("hot", T0), ("niche", T0 + 1)), k=2)
     assert list(found) == [first, "a" if first == "b" else "b"]
     assert found["b"].reason == "similar_to:niche"
 
@@ -117,15 +126,9 @@ def test_row_norm_gives_each_history_item_one_vote(row_norm: bool, first: str) -
 def test_items_of_one_moment_weigh_the_same(moment: float | None) -> None:
     """With ``moment``, a burst of events in one second is one step back; without, each item is."""
     model = ItemCooccurrence(recency=0.5, source_recency=None, moment=moment, store=MemoryStore())
-    for user, items in enumerate([["old", "x"], ["new", "y"]]):
-        crowd = Profile(f"crowd{user}")
-        for item in items:
-            model.learn_one(crowd, item, 1.0, T0)
-            crowd.add(item, T0, 1.0)
-    me = Profile("me")
-    for at, item in enumerate(["old", "middle", "new"]):  # all within one second
-        me.add(item, T0 + 0.3 * at, 1.0)
-    found = model.candidates(me, k=2)
+    learn_sessions(model, [["old", "x"], ["new", "y"]])
+    within_a_second = history(("old", T0), ("middle", T0 + 0.3), ("new", T0 + 0.6))
+    found = model.candidates(within_a_second, k=2)
     assert found["y"].score == 1.0
     assert found["x"].score == (1.0 if moment else 0.25)  # two items back at 0.5 per step
 
@@ -133,15 +136,9 @@ def test_items_of_one_moment_weigh_the_same(moment: float | None) -> None:
 def test_source_recency_is_a_weight_per_step_back() -> None:
     """``source_recency`` weighs the history when proposing; ``recency`` stays the learning weight."""
     model = ItemCooccurrence(recency=0.5, source_recency=0.8, moment=1.0, store=MemoryStore())
-    for user, items in enumerate([["old", "x"], ["new", "y"]]):
-        crowd = Profile(f"crowd{user}")
-        for item in items:
-            model.learn_one(crowd, item, 1.0, T0)
-            crowd.add(item, T0, 1.0)
-    me = Profile("me")
-    for at, item in enumerate(["old", "middle", "new"]):  # one second apart: three moments
-        me.add(item, T0 + at, 1.0)
-    found = model.candidates(me, k=2)
+    learn_sessions(model, [["old", "x"], ["new", "y"]])
+    three_moments = history(("old", T0), ("middle", T0 + 1), ("new", T0 + 2))
+    found = model.candidates(three_moments, k=2)
     assert (found["y"].score, found["x"].score) == (1.0, pytest.approx(0.64))
 
 
