@@ -150,10 +150,8 @@ class Settings(BaseSettings):
     )
 
     # --- the worker -----------------------------------------------------------
-    batch_max: int = Field(500, ge=1, description="events taken from the stream at once")
-    batch_within: float = Field(
-        0.02, gt=0, description="seconds each batch collects events for (Faust takes none while a batch "
-        "is processed, so under backlog this sets the batch size; at low load, the longest wait)",
+    batch_max: int = Field(
+        500, ge=1, description="most events handled as one batch (a batch is what has arrived, up to this)"
     )
     coalesce_lists: bool = Field(
         True,

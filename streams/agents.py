@@ -1,8 +1,11 @@
-"""The agents: thin loops that hand batches to the processors and publish the results.
+"""The worker's wiring: batches from the consumer to the processors, results to the topics.
 
-* ``process_events``: events topic -> :class:`~streams.processor.EventProcessor`
-  -> recommendations topic (and dead letters, re-keyed events).
-* ``process_catalog``: catalog topic -> :class:`~streams.catalog.CatalogProcessor`.
+:class:`~streams.consumer.BatchConsumer` takes batches from both input topics;
+each topic's part goes to its processor:
+
+* events topic -> :class:`~streams.processor.EventProcessor`
+  -> recommendations topic (and dead letters, re-keyed events);
+* catalog topic -> :class:`~streams.catalog.CatalogProcessor`.
 
 Processing runs in one worker thread so that the event loop keeps serving the
 consumer's heartbeats and the web server while a batch is computed; a store or
@@ -19,7 +22,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import faust
 import redis
@@ -28,6 +31,7 @@ from aiokafka.errors import KafkaError
 from streamreco.settings import Settings
 from streamreco.store import Store, open_store
 from streams.catalog import CatalogProcessor
+from streams.consumer import BatchConsumer
 from streams.metrics import WorkerMetrics, logging_config
 from streams.processor import BatchResult, DeadLetter, EventProcessor, RawMessage
 
@@ -43,7 +47,6 @@ class WorkerState:
     """What the web views and the demo read about the running worker."""
 
     store: Store
-    topics: dict[str, faust.TopicT]
     metrics: WorkerMetrics
     events_processed: int = 0
     dead_lettered: int = 0
@@ -53,6 +56,7 @@ class WorkerState:
     store_errors: int = 0
     started_at: float = field(default_factory=time.time)
     processor: EventProcessor | None = None
+    consumer: BatchConsumer | None = None
 
     def quality(self) -> dict[str, float]:
         """The rolling online HR@N / NDCG@N of the lists this worker published."""
@@ -60,12 +64,6 @@ class WorkerState:
             return {}
         score = self.processor.quality
         return {"hr": score.hr, "ndcg": score.ndcg, "scored": score.scored, "window": score.window}
-
-
-def _raw(event: faust.EventT) -> RawMessage:
-    message = event.message
-    value = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
-    return RawMessage(message.key, value, message.topic, message.partition, message.offset, message.timestamp)
 
 
 async def _retrying(
@@ -87,16 +85,14 @@ async def _retrying(
 
 
 def register(app: faust.App, settings: Settings) -> WorkerState:
-    """Declare topics and agents on ``app``; returns the shared worker state."""
+    """Wire the processors, the consumer and the timers into ``app``; returns the shared worker state."""
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-    topics = {
-        "events": app.topic(settings.events_topic, **raw),
-        "catalog": app.topic(settings.catalog_topic, **raw),
-        "recommendations": app.topic(settings.recommendations_topic, compacting=True, **raw),
-        "dead_letter": app.topic(settings.dead_letter_topic, **raw),
+    outputs = {  # declared by the app; written through its producer
+        settings.recommendations_topic: app.topic(settings.recommendations_topic, compacting=True, **raw),
+        settings.dead_letter_topic: app.topic(settings.dead_letter_topic, **raw),
     }
     redis_options = settings.redis_options()
-    state = WorkerState(open_store(settings.redis_url, **redis_options), topics, WorkerMetrics(settings))
+    state = WorkerState(open_store(settings.redis_url, **redis_options), WorkerMetrics(settings))
     json_logs = logging_config(settings.log_format, settings.log_level)
     if json_logs is not None:  # read by faust.Worker when it sets logging up
         app.conf.logging_config = json_logs
@@ -104,29 +100,26 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
     events = EventProcessor(settings, open_store(settings.redis_url, **redis_options))
     catalog = CatalogProcessor(settings, open_store(settings.redis_url, **redis_options))
     state.processor = events
+    processors = {settings.events_topic: ("events", events.process),
+                  settings.catalog_topic: ("catalog", catalog.process)}
 
     async def publish(result: BatchResult) -> None:
+        send = app.producer.send
         pending = []
         for dead in result.dead_letters:
-            headers = {
-                "x-streamreco-reason": dead.reason.encode(),
-                "x-streamreco-source": f"{dead.message.topic}:{dead.message.partition}:{dead.message.offset}".encode(),
-            }
-            pending.append(
-                await topics["dead_letter"].send(
-                    key=dead.message.key, value=dead.message.value, headers=headers, force=True
-                )
-            )
+            headers = [
+                ("x-streamreco-reason", dead.reason.encode()),
+                ("x-streamreco-source", f"{dead.message.topic}:{dead.message.partition}:{dead.message.offset}".encode()),
+            ]
+            pending.append(await send(settings.dead_letter_topic, dead.message.key, dead.message.value,
+                                      None, None, headers))
         for user_id, value in result.rekeyed:
-            pending.append(await topics["events"].send(key=user_id, value=value, force=True))
+            pending.append(await send(settings.events_topic, user_id, value, None, None, None))
         for user_id in result.tombstones:  # before the lists: a list after a forget is a new start
-            pending.append(await topics["recommendations"].send(key=user_id, value=None, force=True))
+            pending.append(await send(settings.recommendations_topic, user_id, None, None, None, None))
         for rec in result.lists:
-            pending.append(
-                await topics["recommendations"].send(
-                    key=rec.user_id.encode(), value=rec.value, force=True
-                )
-            )
+            pending.append(await send(settings.recommendations_topic, rec.user_id.encode(), rec.value,
+                                      None, None, None))
         await asyncio.gather(*pending)
         state.dead_lettered += len(result.dead_letters)
         state.duplicates += result.duplicates
@@ -134,8 +127,8 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
         state.lists_published += len(result.lists)
         state.events_processed += result.processed
 
-    async def handle(stream: str, process: Any, batch: list[faust.EventT]) -> None:
-        messages = [_raw(e) for e in batch]
+    async def handle(topic: str, messages: list[RawMessage]) -> None:
+        stream, process = processors[topic]
         loop = asyncio.get_running_loop()
         started, clock = time.time(), time.perf_counter()
         try:
@@ -149,25 +142,18 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
         await _retrying(state, "broker", (KafkaError,), lambda: publish(result))
         state.metrics.observe_published(stream, messages, result, started)
 
-    @app.agent(topics["events"], name="process_events")
-    async def process_events(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within):
-            await handle("events", events.process, batch)
+    state.consumer = BatchConsumer(settings, processors, handle, loop=app.loop, beacon=app.beacon)
 
-    @app.agent(topics["catalog"], name="process_catalog")
-    async def process_catalog(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_max, within=settings.batch_within):
-            await handle("catalog", catalog.process, batch)
+    @app.task
+    async def consume() -> None:
+        for topic in outputs.values():
+            await topic.maybe_declare()
+        await app.add_runtime_dependency(state.consumer)
 
     @app.timer(settings.lag_interval)
     async def sample_lag_and_quality() -> None:
-        await state.metrics.sample_lag(app.consumer, {settings.events_topic, settings.catalog_topic})
+        await state.metrics.sample_lag(state.consumer.consumer, set(processors))
         # in the processing thread: the rolling score changes there
         await asyncio.get_running_loop().run_in_executor(executor, state.metrics.observe_quality, events.quality)
-
-    @app.task
-    async def declare_output_topics() -> None:
-        for name in ("recommendations", "dead_letter"):
-            await topics[name].maybe_declare()
 
     return state

@@ -2,7 +2,7 @@
 
 The app is made by a function rather than at import time, so that settings are
 read once by the entry point and tests can run apps with their own topics.
-Agents live in :mod:`streams.agents`, web views in :mod:`streams.web`.
+The processing is wired in :mod:`streams.agents`, web views in :mod:`streams.web`.
 """
 
 from __future__ import annotations
@@ -28,15 +28,11 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         web_in_thread=False,
         producer_acks=-1,
-        consumer_auto_offset_reset="earliest",
-        broker_commit_every=settings.batch_max,
-        broker_commit_interval=1.0,
-        stream_buffer_maxsize=4 * settings.batch_max,
-        broker_session_timeout=settings.session_timeout,
-        broker_rebalance_timeout=settings.session_timeout,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout / 4),
         loghandlers=[],
     )
+    # Faust runs the app, its producer, timers and web server; the worker's own
+    # consumer (streams.consumer) takes the input topics, so Faust joins no group
+    app.producer_only = True
     worker = agents.register(app, settings)
     web.register(app, settings, worker)
     return app

@@ -6,7 +6,6 @@ import asyncio
 
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient
-from faust.exceptions import ConsumerNotStarted
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -71,10 +70,7 @@ def register(app: faust.App, settings: Settings, state: WorkerState) -> None:
         """``GET /health``: 200 when Redis and the broker answer and the consumer has partitions."""
 
         async def get(self, request: Request) -> Response:
-            try:
-                assigned = app.consumer.assignment()
-            except ConsumerNotStarted:  # the web server answers before the consumer thread runs
-                assigned = set()
+            assigned = state.consumer.assignment() if state.consumer is not None else set()
             redis_ok = state.store.ping()
             broker_ok = await broker.answers()
             reachable = redis_ok and broker_ok
