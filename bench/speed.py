@@ -159,23 +159,31 @@ class Throughput:
 
 
 def watch(workers: list[Worker], target: int, timeout: float, base: int = 0) -> Throughput:
-    """Poll until the workers have processed ``target`` messages; first progress to last."""
+    """Poll until the workers have processed ``target`` messages.
+
+    Timed from the last poll at which a worker had partitions but none had
+    made progress (a worker takes up to ``batch_max`` events at once, so the first
+    poll showing progress may come after a whole batch), or if none was seen, from
+    the first poll showing progress, to the poll showing all done.
+    """
     deadline = time.monotonic() + timeout
-    first = None
+    start = None
     count = base
     while time.monotonic() < deadline:
-        count, now = processed(workers), time.monotonic()
-        if first is None and count > base:
-            first = (now, count, sum(w.cpu_seconds() for w in workers))
+        health = [w.health() for w in workers]
+        count, now = sum(int(h.get("events_processed", 0)) for h in health), time.monotonic()
+        idle = count <= base and any(h.get("assigned_partitions") for h in health)
+        if idle or (start is None and count > base):
+            start = (now, count, sum(w.cpu_seconds() for w in workers))
         if count >= target:
             break
         time.sleep(POLL)
     now, cpu = time.monotonic(), sum(w.cpu_seconds() for w in workers)
     memory = [w.memory_mb() for w in workers]
-    if first is None:
+    if start is None:
         return Throughput(0, 0.0, 0.0, 0.0, 0.0, False)
     return Throughput(
-        count - first[1], now - first[0], cpu - first[2],
+        count - start[1], now - start[0], cpu - start[2],
         sum(m[0] for m in memory), sum(m[1] for m in memory), count >= target,
     )
 

@@ -22,7 +22,7 @@ def test_quick_run_writes_every_section(
     before = set(redis_client.scan_iter(match="bs*", count=1000))
     status = speed.main([
         "--quick", "--kafka", broker.bootstrap, "--redis", redis_url, "--out", str(out),
-        "--events", "800", "--window", "3", "--naive-window", "0",
+        "--events", "4000", "--window", "3", "--naive-window", "0",
     ])
     assert status == 0
     text = out.read_text()
