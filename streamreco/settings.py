@@ -153,6 +153,11 @@ class Settings(BaseSettings):
     batch_max: int = Field(
         500, ge=1, description="most events handled as one batch (a batch is what has arrived, up to this)"
     )
+    fetch_wait: float = Field(
+        0.01, gt=0, description="seconds the broker may hold a fetch that finds no new events (some "
+        "brokers, Tansu among them, answer only when it ends, not when events arrive: it bounds "
+        "the wait for the next batch at low load)",
+    )
     coalesce_lists: bool = Field(
         True,
         description="publish one list per user per batch (reflecting all of the user's events "

@@ -72,6 +72,7 @@ class BatchConsumer(Service):
             rebalance_timeout_ms=int(settings.session_timeout * 1000),
             heartbeat_interval_ms=int(min(3.0, settings.session_timeout / 4) * 1000),
             max_poll_records=settings.batch_max,
+            fetch_max_wait_ms=max(1, round(settings.fetch_wait * 1000)),
             **settings.kafka_client_options(),
         )
         await self.consumer.start()
