@@ -729,9 +729,19 @@ def main(argv: list[str] | None = None) -> int:
     measure(args, report)
     text = render(args, report, argv, time.monotonic() - started)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    args.out.write_text(text + _hand_written(args.out))
     print(text)
     return 0
+
+
+#: Where the hand-written reading of a report starts; a rerun keeps it, below the new figures.
+READING = "\n## Reading"
+
+
+def _hand_written(path: Path) -> str:
+    """The hand-written part of the report at ``path`` (from :data:`READING` on), if any."""
+    old = path.read_text() if path.exists() else ""
+    return old[old.index(READING):] if READING in old else ""
 
 
 if __name__ == "__main__":

@@ -72,3 +72,10 @@ def test_client_floor_consumes_and_answers_every_event(capsys) -> None:
     assert client_floor.main(["--events", "700"]) == 0
     line = capsys.readouterr().out
     assert re.match(r"700 events: [\d,]+ events/s, [\d,]+ us CPU/event", line), line
+
+
+def test_a_rerun_keeps_the_hand_written_reading(tmp_path: Path) -> None:
+    report = tmp_path / "speed.md"
+    assert speed._hand_written(report) == ""
+    report.write_text("# Speed and cost\n\nold figures\n\n## Reading of this run\n\nwhy.\n")
+    assert speed._hand_written(report) == "\n## Reading of this run\n\nwhy.\n"
