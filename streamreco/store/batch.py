@@ -162,30 +162,33 @@ class BatchStore(Store):
         return [merged_tops[key][1][:n] for key in keys]
 
     def _merge_tops(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
-        """The top ``n`` of each set: the inner store's with this batch's changes applied."""
+        """The top ``n`` of each set: the inner store's with this batch's changes applied.
+
+        Only the members this batch changed move: they are taken out of the read
+        top and put back where their new scores rank, the rest keeps its order.
+        """
         base_tops = self._base_top(keys, n)
-        merged: dict[str, dict[str, float]] = {}  # changed sets: their listed members still there
+        listed: dict[str, dict[str, float]] = {}  # changed sets: their changed members in the read top
         outside: dict[str, list[str]] = {}  # members raised this batch that the read top misses
         for key, base_rows in zip(keys, base_tops, strict=True):
-            pending, removed = self._deltas.get(key), self._removed.get(key)
+            pending, removed = self._deltas.get(key) or {}, self._removed.get(key) or ()
             if pending or removed:
-                merged[key] = rows = (
-                    {m: score for m, score in base_rows if m not in removed} if removed else dict(base_rows)
-                )
-                outside[key] = [m for m in pending or () if m not in rows]
+                listed[key] = changed = {m: score for m, score in base_rows if m in pending or m in removed}
+                outside[key] = [m for m in pending if m not in changed or m in removed]
         self._know(outside)
         result = []
         for key, base_rows in zip(keys, base_tops, strict=True):
-            if (rows := merged.get(key)) is None:
+            if (changed := listed.get(key)) is None:
                 result.append(base_rows[:n])
                 continue
-            known = self._known[key]
-            for member, delta in self._deltas.get(key, {}).items():
-                if member in rows:
-                    rows[member] += delta
+            removed, known = self._removed.get(key) or (), self._known[key]
+            rows = [entry for entry in base_rows if entry[0] not in changed] if changed else list(base_rows)
+            for member, delta in (self._deltas.get(key) or {}).items():
+                if member in changed and member not in removed:
+                    _insert_ranked(rows, member, changed[member] + delta)
                 elif (score := known[member]) is not None:
-                    rows[member] = score
-            result.append(sorted(rows.items(), key=RANK, reverse=True)[:n])
+                    _insert_ranked(rows, member, score)
+            result.append(rows[:n])
         return result
 
     def zscores(self, key: str, members: Sequence[str]) -> list[float | None]:
@@ -253,3 +256,20 @@ class BatchStore(Store):
                 self.inner.zincr(key, deltas, self._caps.get(key))
         self._keep_reads()
         self._start_batch()
+
+
+def _insert_ranked(rows: list[tuple[str, float]], member: str, score: float) -> None:
+    """Insert ``(member, score)`` into ``rows``, kept highest first as Redis ranks (ties: member, descending).
+
+    >>> rows = [("b", 3.0), ("a", 2.0)]
+    >>> _insert_ranked(rows, "c", 2.0); _insert_ranked(rows, "d", 5.0); rows
+    [('d', 5.0), ('b', 3.0), ('c', 2.0), ('a', 2.0)]
+    """
+    low, high, entry = 0, len(rows), (score, member)
+    while low < high:
+        middle = (low + high) // 2
+        if RANK(rows[middle]) > entry:
+            low = middle + 1
+        else:
+            high = middle
+    rows.insert(low, (member, score))
