@@ -34,7 +34,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 import orjson
@@ -216,16 +216,17 @@ def relative_difference(pipeline: float, offline: float) -> float:
 
 def measure(
     models: Sequence[str], partitions: Sequence[int], events: Sequence[ShopEvent],
-    offline: Mapping[str, Mapping[str, Mapping]],
+    offline: Callable[[], Mapping[str, Mapping[str, Mapping]]],
 ) -> list[dict]:
-    """For each model and partition count, the pipeline's scores beside the ``offline`` ones.
+    """For each model and partition count, the pipeline's scores beside the offline ones.
 
-    ``offline`` is :func:`bench.quality.measure`'s report on the same events.
-    Starts a Tansu broker (and uses the Redis on 127.0.0.1:6379, or an embedded
+    ``offline()`` returns :func:`bench.quality.measure`'s report on the same events;
+    it is called once the pipeline runs are done, so that the offline replay can
+    run beside them (in another process). Starts a Tansu broker (and uses the Redis on 127.0.0.1:6379, or an embedded
     one); each run has its own topics and Redis namespace, deleted afterwards.
     """
     catalogue = len({e.item_id for e in events})
-    rows = []
+    runs = []
     started_here = Settings(kafka_bootstrap=EMBEDDED, redis_url=EMBEDDED)
     with tempfile.TemporaryDirectory(prefix="streamreco-quality-") as logs, services(started_here, Path(logs)) as base:
         for model in models:
@@ -235,19 +236,22 @@ def measure(
                     result, health = replay_through_pipeline(settings, events, Path(logs), [len(events) // 2])
                 finally:
                     delete_namespace(settings.redis_url, settings.namespace)
-                pipeline = segment_scores(result, catalogue)
-                rows.append({
-                    "model": model,
-                    "partitions": count,
-                    "batch_max": settings.batch_max,
-                    "lists_published": health["lists_published"],
-                    "worker_live_quality": health["quality"],
-                    "offline": offline[model],
-                    "pipeline": pipeline,
-                    "relative_difference": {
-                        segment: {m: relative_difference(pipeline[segment][m], offline[model][segment][m])
-                                  for m in ("hr", "ndcg")}
-                        for segment in pipeline
-                    },
-                })  # fmt: skip
-    return rows
+                runs.append((model, count, settings.batch_max, health, segment_scores(result, catalogue)))
+    scores = offline()
+    return [
+        {
+            "model": model,
+            "partitions": count,
+            "batch_max": batch_max,
+            "lists_published": health["lists_published"],
+            "worker_live_quality": health["quality"],
+            "offline": scores[model],
+            "pipeline": pipeline,
+            "relative_difference": {
+                segment: {m: relative_difference(pipeline[segment][m], scores[model][segment][m])
+                          for m in ("hr", "ndcg")}
+                for segment in pipeline
+            },
+        }
+        for model, count, batch_max, health, pipeline in runs
+    ]  # fmt: skip

@@ -32,7 +32,7 @@ import os
 import platform
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -98,9 +98,13 @@ def segment_scores(result: ReplayResult, catalogue: int) -> dict[str, dict]:
 
 def measure(models: list[str], events: list[ShopEvent], jobs: int = 1) -> dict[str, dict]:
     """Each model's scores by segment: ``{model: {segment: {metric: value}}}``."""
-    catalogue = len({e.item_id for e in events})
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        done = list(pool.map(_run, models, [events] * len(models)))
+        return by_segment(events, pool.map(_run, models, [events] * len(models)))
+
+
+def by_segment(events: list[ShopEvent], done: Iterable[tuple[str, ReplayResult]]) -> dict[str, dict]:
+    """``{model: {segment: {metric: value}}}`` of replays of ``events`` (:func:`_run`'s results)."""
+    catalogue = len({e.item_id for e in events})
     return {name: segment_scores(result, catalogue) for name, result in done}
 
 
@@ -248,12 +252,19 @@ def main(argv: list[str] | None = None) -> int:
     else:
         events, source = list(to_events(load_ratings())), "MovieLens-100K (recbole==1.2.1 wheel)"
     events = events[: args.limit] if args.limit else events
-    report = measure(args.models, events, args.jobs)
     rows = None
     if args.pipeline:
         from bench import pipeline_quality  # the broker, worker and Kafka clients only when asked for
 
-        rows = pipeline_quality.measure(args.models, args.partitions, events, report)
+        # the offline replays run in their own processes meanwhile: the two modes share the wait
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            replays = [pool.submit(_run, model, events) for model in args.models]
+            rows = pipeline_quality.measure(
+                args.models, args.partitions, events, lambda: by_segment(events, (r.result() for r in replays))
+            )
+        report = by_segment(events, (r.result() for r in replays))
+    else:
+        report = measure(args.models, events, args.jobs)
     if args.json:
         print(json.dumps({"source": source, "events": len(events), "machine": machine(),
                           "models": report, **({"pipeline": rows} if rows else {})}))  # fmt: skip
