@@ -165,28 +165,30 @@ class ItemCooccurrence(Recommender):
         pairs = list(itertools.chain.from_iterable(rows))
         if not pairs:
             return {}
-        names, strengths = zip(*pairs, strict=True)
+        names = list(map(operator.itemgetter(0), pairs))
         pool = list(dict.fromkeys(names))  # distinct neighbours, first (most recent) source first
         where = np.fromiter(map(dict(zip(pool, itertools.count())).__getitem__, names), np.intp, len(names))
         row_of = np.repeat(np.arange(len(rows)), list(map(len, rows)))
-        values = np.array(strengths)
+        values = np.fromiter(map(operator.itemgetter(1), pairs), float, len(pairs))
         counts = state.zscores(keys.counts(), pool + following)
         counts = np.array(counts, dtype=float)  # an unknown (None: nan) or zero count counts as 1
         counts[np.isnan(counts) | (counts == 0)] = 1.0
         recency = self.recency if self.source_recency is None else self.source_recency
-        weights = np.r_[recency ** np.array(steps, dtype=float), self.recency ** np.arange(len(following))]
+        weights = np.concatenate(
+            (recency ** np.array(steps, dtype=float), self.recency ** np.arange(len(following)))
+        )
         weights[len(similar) :] *= self.transition_weight / counts[len(pool) :]
         similarity = row_of < len(similar)
         values[similarity] *= counts[where[similarity]] ** -self.alpha
         if self.row_norm:  # each history item gets one vote: its row divided by its maximum
-            starts = np.flatnonzero(np.r_[True, row_of[1:] != row_of[:-1]])
+            starts = np.flatnonzero(np.concatenate(([True], row_of[1:] != row_of[:-1])))
             peaks = np.maximum.reduceat(values, starts)
             weights[row_of[starts[similarity[starts]]]] /= peaks[similarity[starts]]
         totals = np.bincount(where, weights=values * weights[row_of], minlength=len(pool))
         best = _best(totals, k)
         # the most recent source listing each neighbour: where it first appears in the pool
         running = np.maximum.accumulate(where)
-        origin = row_of[np.flatnonzero(np.r_[True, running[1:] != running[:-1]])]
+        origin = row_of[np.flatnonzero(np.concatenate(([True], running[1:] != running[:-1])))]
         return {
             pool[at]: Candidate(float(totals[at]), f"similar_to:{sources[source]}")
             for at, source in zip(best.tolist(), origin[best].tolist(), strict=True)
