@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 import functools
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from river import base
 
@@ -26,9 +26,8 @@ from streamreco.keys import Keys
 from streamreco.store import MemoryStore, Store
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A proposed item with its score and the reason a user may read."""
+class Candidate(NamedTuple):
+    """A proposed item with its score and the reason a user may read (a tuple: made by the thousand)."""
 
     score: float
     reason: str
@@ -74,9 +73,10 @@ class Recommender(base.Estimator):
     def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
         """Up to ``k`` scored items for the user, best first; may include seen items."""
 
-    def candidates_many(self, profiles: Sequence[Profile], k: int) -> list[dict[str, Candidate]]:
-        """:meth:`candidates` of each of ``profiles``; a model may share reads between them."""
-        return [self.candidates(profile, k) for profile in profiles]
+    def candidates_many(self, profiles: Sequence[Profile], ks: Sequence[int]) -> list[dict[str, Candidate]]:
+        """:meth:`candidates` ``(profile, k)`` of each of ``profiles`` and its ``k`` in ``ks``;
+        a model may share reads between them."""
+        return [self.candidates(profile, k) for profile, k in zip(profiles, ks, strict=True)]
 
     def prefetch(self, profiles: Sequence[Profile], k: int) -> None:
         """Read ahead what :meth:`candidates` ``(profile, k)`` will read for each of ``profiles``.

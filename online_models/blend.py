@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+import numpy as np
+
 from online_models.base import Candidate, Recommender
 from online_models.profile import Profile
 
@@ -60,19 +62,19 @@ class Blend(Recommender):
                 model.prefetch_scores(profiles, items)
 
     def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
-        (found,) = self.candidates_many([profile], k)
+        (found,) = self.candidates_many([profile], [k])
         return found
 
-    def candidates_many(self, profiles: Sequence[Profile], k: int) -> list[dict[str, Candidate]]:
+    def candidates_many(self, profiles: Sequence[Profile], ks: Sequence[int]) -> list[dict[str, Candidate]]:
         """Each source's candidates for every user, then the scores of all users' pools read at once."""
-        by_model = [model.candidates_many(profiles, k) for model in self.models]
+        by_model = [model.candidates_many(profiles, ks) for model in self.models]
         by_user = list(zip(*by_model, strict=True))
         pools = [list(dict.fromkeys(item for found in proposals for item in found)) for proposals in by_user]
         if len(profiles) > 1:  # one round trip for all users' pools (for one user, nothing to share)
             self.prefetch_scores(profiles, set().union(*pools))
         return [
             self._blend(profile, proposals, pool, k)
-            for profile, proposals, pool in zip(profiles, by_user, pools, strict=True)
+            for profile, proposals, pool, k in zip(profiles, by_user, pools, ks, strict=True)
         ]
 
     def _blend(
@@ -80,22 +82,30 @@ class Blend(Recommender):
     ) -> dict[str, Candidate]:
         if not pool:
             return {}
-        totals = dict.fromkeys(pool, 0.0)
-        reasons: dict[str, tuple[float, str]] = {}
-        for model, weight, found in zip(self.models, self.weights, proposals, strict=True):
+        totals = np.zeros(len(pool))
+        strongest = np.full(len(pool), -1.0)  # the largest contribution of a source proposing the item
+        reason_of = np.full(len(pool), -1)  # which source that is (-1: none)
+        sources = zip(self.models, self.weights, proposals, strict=True)
+        for source, (model, weight, found) in enumerate(sources):
             if model.scores_any_item:
-                scores = model.score(profile, pool)
+                scores = np.array(model.score(profile, pool), dtype=float)
             else:
-                scores = [found[item].score if item in found else 0.0 for item in pool]
-            low, high = min(scores), max(scores)
+                scores = np.array([found[item].score if item in found else 0.0 for item in pool])
+            low, high = scores.min(), scores.max()
             if high <= low:
                 continue
-            for item, score in zip(pool, scores, strict=True):
-                contribution = weight * (score - low) / (high - low)
-                totals[item] += contribution
-                if item in found and contribution > reasons.get(item, (-1.0, ""))[0]:
-                    reasons[item] = (contribution, found[item].reason)
-        ranked = sorted(totals.items(), key=lambda e: (e[1], e[0]), reverse=True)[:k]
+            contribution = weight * (scores - low) / (high - low)
+            totals += contribution
+            proposed = np.fromiter(map(found.__contains__, pool), bool, len(pool))
+            stronger = proposed & (contribution > strongest)
+            strongest[stronger] = contribution[stronger]
+            reason_of[stronger] = source
+        among = np.arange(len(pool))
+        if len(pool) > k:  # only the items that can be among the top k are sorted, in Python, for ties
+            among = np.flatnonzero(totals >= np.partition(totals, len(pool) - k)[len(pool) - k])
+        ranked = sorted(((float(totals[at]), pool[at], at) for at in among.tolist()), reverse=True)[:k]
+        reasons = reason_of.tolist()
         return {
-            item: Candidate(score, reasons.get(item, (0.0, "for_you"))[1]) for item, score in ranked
+            item: Candidate(score, proposals[reasons[at]][item].reason if reasons[at] >= 0 else "for_you")
+            for score, item, at in ranked
         }

@@ -47,8 +47,8 @@ def recommend_many(
 
     Candidates are asked for a few times ``n`` at first, and for more only for
     users who had too many of them ruled out, so a user with a long history
-    costs no more than needed; each round reads the availability of all its
-    users' candidates at once.
+    costs no more than needed; each round asks the model for all its users'
+    candidates at once and reads their availability at once.
     """
     excluded = [p.seen if exclude_seen else p.purchased for p in profiles]
     most = [2 * n + len(e) for e in excluded]
@@ -56,12 +56,8 @@ def recommend_many(
     lists: list[list[RecommendedItem]] = [[] for _ in profiles]
     asking = list(range(len(profiles)))
     while asking:
-        groups: dict[int, list[int]] = {}  # users asking for as many candidates, together
-        for at in asking:
-            groups.setdefault(k[at], []).append(at)
-        proposed = {}
-        for size, group in groups.items():
-            proposed.update(zip(group, model.candidates_many([profiles[at] for at in group], size), strict=True))
+        proposed = dict(zip(asking, model.candidates_many([profiles[at] for at in asking],
+                                                          [k[at] for at in asking]), strict=True))
         allowed = {
             at: [i for i in found if i not in excluded[at] and i not in profiles[at].purchased]
             for at, found in proposed.items()
