@@ -209,3 +209,18 @@ def test_a_deleted_set_reads_empty_even_where_a_read_was_kept():
     assert batch.zscores("r:a", ["m"]) == [2.0]
     batch.flush()
     assert batch.zscores("r:a", ["m"]) == inner.zscores("r:a", ["m"]) == [2.0]
+
+
+def test_a_top_holding_the_whole_set_spares_reading_members_new_to_it():
+    inner = CountingStore()
+    inner.zincr("row", {"a": 1.0, "b": 2.0, "c": 0.5})
+    whole, cut = BatchStore(inner), BatchStore(inner)
+    assert whole.ztop(["row"], 4) == [[("b", 2.0), ("a", 1.0), ("c", 0.5)]]  # fewer than asked: all
+    assert cut.ztop(["row"], 2) == [[("b", 2.0), ("a", 1.0)]]  # as many as asked: maybe not all
+    whole.zincr("row", {"new": 3.0, "a": 0.5})
+    cut.zincr("row", {"c": 1.0})
+    reads = inner.reads
+    assert whole.ztop(["row"], 4) == [[("new", 3.0), ("b", 2.0), ("a", 1.5), ("c", 0.5)]]
+    assert inner.reads == reads  # "new" cannot be in the store: not asked for
+    assert cut.ztop(["row"], 2) == [[("b", 2.0), ("c", 1.5)]]
+    assert inner.reads == reads + 1  # "c" may be: read

@@ -127,14 +127,18 @@ class BatchStore(Store):
                 self._base_tops[key] = (n, rows)
         return [self._base_tops[key][1] for key in keys]
 
-    def _know(self, requests: Mapping[str, Sequence[str]]) -> None:
-        """Learn the current scores of these members, reading the unknown ones at once."""
+    def _know(self, requests: Mapping[str, Sequence[str]], outside_top: bool = False) -> None:
+        """Learn the current scores of these members, reading the unknown ones at once.
+
+        ``outside_top``: none of the members is in its set's read top, so where that
+        top holds the whole set they are not in the inner store, and nothing is read.
+        """
         self._fresh.update(requests)
         missing = {}
         for key, members in requests.items():
             known = self._known[key]
-            if unknown := list(itertools.filterfalse(known.__contains__, dict.fromkeys(members))):
-                if self._dirty.get(key) is _DELETED:
+            if unknown := list(dict.fromkeys(itertools.filterfalse(known.__contains__, members))):
+                if self._dirty.get(key) is _DELETED or (outside_top and self._top_is_whole(key)):
                     self._apply_batch(key, unknown, [None] * len(unknown))
                 else:
                     missing[key] = unknown
@@ -142,6 +146,11 @@ class BatchStore(Store):
             self._note_read(missing)
             for (key, members), scores in zip(missing.items(), self.inner.zscores_many(missing), strict=True):
                 self._apply_batch(key, members, scores)
+
+    def _top_is_whole(self, key: str) -> bool:
+        """Whether the top read of ``key`` (kept with this worker's changes) is the whole set."""
+        read = self._base_tops.get(key)
+        return read is not None and len(read[1]) < read[0]
 
     def _apply_batch(self, key: str, members: list[str], inner: list[float | None]) -> None:
         """Know ``members``' scores as the inner store's ``inner`` plus this batch's changes."""
@@ -171,11 +180,12 @@ class BatchStore(Store):
         listed: dict[str, dict[str, float]] = {}  # changed sets: their changed members in the read top
         outside: dict[str, list[str]] = {}  # members raised this batch that the read top misses
         for key, base_rows in zip(keys, base_tops, strict=True):
-            pending, removed = self._deltas.get(key) or {}, self._removed.get(key) or ()
+            pending, removed = self._deltas.get(key) or {}, self._removed.get(key) or set()
             if pending or removed:
-                listed[key] = changed = {m: score for m, score in base_rows if m in pending or m in removed}
+                moved = pending.keys() | removed if removed else pending
+                listed[key] = changed = {m: score for m, score in base_rows if m in moved}
                 outside[key] = [m for m in pending if m not in changed or m in removed]
-        self._know(outside)
+        self._know(outside, outside_top=True)
         result = []
         for key, base_rows in zip(keys, base_tops, strict=True):
             if (changed := listed.get(key)) is None:
