@@ -93,11 +93,23 @@ class Popularity(Recommender):
         best = heapq.nlargest(k, scores.items(), key=lambda e: (e[1], e[0]))
         return {item: Candidate(score, "popular") for item, score in best}
 
+    def candidates_many(self, profiles: Sequence[Profile], ks: Sequence[int]) -> list[dict[str, Candidate]]:
+        """The same list for every user of a decay period asking for as many: made once per batch."""
+        made: dict[tuple[int | None, int], dict[str, Candidate]] = {}
+        found = []
+        for profile, k in zip(profiles, ks, strict=True):
+            period = None if self.half_life is None else self._clock(profile)
+            if (period, k) not in made:
+                made[period, k] = self.candidates(profile, k)
+            found.append(made[period, k])
+        return found
+
     def score(self, profile: Profile, items: list[str]) -> list[float]:
         if self.half_life is None:
             return [s or 0.0 for s in self.state.zscores(self.keys.popularity(None), items)]
         period = self._clock(profile)
-        current = self.state.zscores(self.keys.popularity(period), items)
-        previous = self.state.zscores(self.keys.popularity(period - 1), items)
+        current, previous = self.state.zscores_many(
+            {self.keys.popularity(period): items, self.keys.popularity(period - 1): items}
+        )
         scale = 2.0**-PERIOD_HALF_LIVES
         return [(c or 0.0) + (p or 0.0) * scale for c, p in zip(current, previous, strict=True)]
