@@ -29,6 +29,10 @@ from streamreco.store.memory import RANK
 
 _DELETED = object()
 
+#: Up to this many members changed in a set's read top are put back in place one by one;
+#: more are sorted in with the rest (a Python binary search each costs more than a C sort).
+MOVED_ONE_BY_ONE = 16
+
 
 class BatchStore(Store):
     """Reads through to ``inner`` with this batch's own writes applied; writes on :meth:`flush`.
@@ -193,10 +197,16 @@ class BatchStore(Store):
                 continue
             removed, known = self._removed.get(key) or (), self._known[key]
             rows = [entry for entry in base_rows if entry[0] not in changed] if changed else list(base_rows)
-            for member, delta in (self._deltas.get(key) or {}).items():
-                if member in changed and member not in removed:
-                    _insert_ranked(rows, member, changed[member] + delta)
-                elif (score := known[member]) is not None:
+            moved = [
+                (member, changed[member] + delta) if member in changed and member not in removed
+                else (member, known[member])
+                for member, delta in (self._deltas.get(key) or {}).items()
+            ]
+            moved = [entry for entry in moved if entry[1] is not None]
+            if len(moved) > MOVED_ONE_BY_ONE:  # many (a popularity counter): sorting all at once is cheaper
+                rows = sorted(rows + moved, key=RANK, reverse=True)
+            else:
+                for member, score in moved:
                     _insert_ranked(rows, member, score)
             result.append(rows[:n])
         return result
