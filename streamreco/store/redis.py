@@ -109,9 +109,9 @@ class RedisStore(Store):
 
     def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
         pipe = self.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.zrevrange(key, 0, n - 1, withscores=True)
-        return [[(m.decode(), s) for m, s in rows] for rows in pipe.execute()]
+        for key in keys:  # not zrevrange(withscores=True): redis-py would turn RESP3's scores to bytes and back
+            pipe.execute_command("ZREVRANGE", key, 0, n - 1, "WITHSCORES")
+        return [_scored_members(reply) for reply in pipe.execute()]
 
     def zscores(self, key: str, members: Sequence[str]) -> list[float | None]:
         return self.client.zmscore(key, members) if members else []
@@ -143,3 +143,15 @@ class RedisStore(Store):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _scored_members(reply: list) -> list[tuple[str, float]]:
+    """A ``WITHSCORES`` reply as ``[(member, score), ...]``: RESP3's pairs, or RESP2's flat list.
+
+    >>> _scored_members([[b"a", 2.0], [b"b", 1.5]]), _scored_members([b"a", b"2", b"b", b"1.5"])
+    ([('a', 2.0), ('b', 1.5)], [('a', 2.0), ('b', 1.5)])
+    """
+    if reply and isinstance(reply[0], list):
+        return [(member.decode(), score) for member, score in reply]
+    flat = iter(reply)
+    return [(member.decode(), float(score)) for member, score in zip(flat, flat)]
