@@ -4,8 +4,10 @@ What a first version written from the Faust tutorial looks like, kept small
 and honest: one event at a time, every Redis command its own awaited round
 trip (no pipeline), every catalogue item scored for every event (co-occurrence
 with the user's last item plus a little popularity), and one awaited
-``topic.send`` per event. It is not part of the product; ``bench.speed``
-runs it as its own worker process against the same topics and data.
+``topic.send`` per event. At startup it reads the catalogue topic to its end
+(with a consumer of its own) before it serves any event. It is not part of the
+product; ``bench.speed`` runs it as its own worker process against the same
+topics and data.
 
     STREAMRECO_KAFKA_BOOTSTRAP=kafka://127.0.0.1:9092 STREAMRECO_REDIS_URL=redis://127.0.0.1:6379/0 \\
         python -m bench.naive
@@ -15,12 +17,14 @@ runs it as its own worker process against the same topics and data.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
 
 import faust
 import orjson
 import redis.asyncio
+from aiokafka import AIOKafkaConsumer
 from faust.web import Request, Response, View
 
 from streamreco.settings import Settings
@@ -55,18 +59,50 @@ def create_app(settings: Settings) -> faust.App:
     known: set[str] = set()
     done = {"events": 0, "catalog": 0}
 
+    loaded = asyncio.Event()
+    loaded_to: dict[int, int] = {}  # catalogue partition -> the offset the startup load read to
+
+    async def add_item(value: bytes) -> None:
+        item = orjson.loads(value)
+        await store.set(f"{ns}:item:{item['item_id']}", value)
+        if item["item_id"] not in known:
+            known.add(item["item_id"])
+            catalogue.append(item["item_id"])
+        done["catalog"] += 1
+
+    @app.task
+    async def load_catalogue_first() -> None:
+        """The catalogue as it is at startup, read to its end before any event is served.
+
+        With its own consumer: one Faust consumer would serve the catalogue agent only
+        as far as the events agent's backlog lets it (head-of-line), sometimes not at all.
+        """
+        consumer = AIOKafkaConsumer(settings.catalog_topic, bootstrap_servers=settings.kafka_servers,
+                                    group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        try:
+            while True:
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    for record in records:
+                        await add_item(record.value)
+                if await _at_end(consumer):
+                    break
+            loaded_to.update({tp.partition: await consumer.position(tp) for tp in consumer.assignment()})
+        finally:
+            await consumer.stop()
+            loaded.set()
+
     @app.agent(catalog)
     async def load_catalogue(stream: faust.StreamT) -> None:
-        async for value in stream:
-            item = orjson.loads(value)
-            await store.set(f"{ns}:item:{item['item_id']}", value)
-            if item["item_id"] not in known:
-                known.add(item["item_id"])
-                catalogue.append(item["item_id"])
-            done["catalog"] += 1
+        """Catalogue changes after startup (what the startup load read is skipped)."""
+        await loaded.wait()
+        async for event in stream.events():
+            if event.message.offset >= loaded_to.get(event.message.partition, 0):
+                await add_item(event.value)
 
     @app.agent(events)
     async def recommend(stream: faust.StreamT) -> None:
+        await loaded.wait()
         async for value in stream:
             event = orjson.loads(value)
             user, item = event["user_id"], event.get("item_id")
@@ -103,6 +139,16 @@ def create_app(settings: Settings) -> faust.App:
             return self.json(done)
 
     return app
+
+
+async def _at_end(consumer: AIOKafkaConsumer) -> bool:
+    """Whether ``consumer`` has read every partition it has up to the high watermark of its last fetch."""
+    assigned = consumer.assignment()
+    for tp in assigned:
+        high = consumer.highwater(tp)
+        if high is None or await consumer.position(tp) < high:
+            return False
+    return bool(assigned)
 
 
 def main() -> None:
