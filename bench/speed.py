@@ -452,8 +452,11 @@ class Run:
 def load_catalogue(run: Run, settings: Settings, users: int, items: int) -> tuple[dict, Throughput]:
     """A worker loads the catalogue (and declares the topics), then stops."""
     (worker,) = run.start_many(settings, 1, "catalogue")
-    sent = produce(settings, {"users": users, "items": items, "seed": 0, "events": 0, "catalogue": True})
-    loaded = watch([worker], sent["catalog"], timeout=max(120.0, items / 200))
+    # watched while it is produced (one upsert per item): the worker may keep up with the producer
+    producer = produce(settings, {"users": users, "items": items, "seed": 0, "events": 0, "catalogue": True},
+                       wait=False)
+    loaded = watch([worker], items, timeout=max(120.0, items / 200))
+    sent = finish(producer)
     worker.stop()
     return sent, loaded
 
