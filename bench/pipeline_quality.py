@@ -222,8 +222,9 @@ def measure(
 
     ``offline()`` returns :func:`bench.quality.measure`'s report on the same events;
     it is called once the pipeline runs are done, so that the offline replay can
-    run beside them (in another process). Starts a Tansu broker (and uses the Redis on 127.0.0.1:6379, or an embedded
-    one); each run has its own topics and Redis namespace, deleted afterwards.
+    run beside them (in another process). Starts a Tansu broker (and uses the
+    Redis on 127.0.0.1:6379, or an embedded one); each run has its own topics and
+    Redis namespace, deleted afterwards.
     """
     catalogue = len({e.item_id for e in events})
     runs = []

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import functools
 import json
 import os
 import platform
@@ -259,10 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         # the offline replays run in their own processes meanwhile: the two modes share the wait
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             replays = [pool.submit(_run, model, events) for model in args.models]
-            rows = pipeline_quality.measure(
-                args.models, args.partitions, events, lambda: by_segment(events, (r.result() for r in replays))
-            )
-        report = by_segment(events, (r.result() for r in replays))
+            offline = functools.cache(lambda: by_segment(events, (r.result() for r in replays)))
+            rows = pipeline_quality.measure(args.models, args.partitions, events, offline)
+        report = offline()
     else:
         report = measure(args.models, events, args.jobs)
     if args.json:

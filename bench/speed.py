@@ -479,6 +479,15 @@ def sustained(run: Run, settings: Settings, n: int, users: int, items: int, even
     return done, workers, raw if raw is not None and raw.exists() else None
 
 
+def profiled(run: Run, settings: Settings, events: int, seed: int, seconds: float,
+             **sizes: int) -> tuple[Throughput, CpuProfile | None]:
+    """One worker through ``events`` pre-produced events, py-spy on it for ``seconds`` (0: none); then stopped."""
+    done, workers, raw = sustained(run, settings, 1, events=events, seed=seed, profile=seconds, **sizes)
+    for w in workers:
+        w.stop()
+    return done, summarise_profile(raw) if raw is not None else None
+
+
 def measure(args: argparse.Namespace, report: dict) -> None:
     with contextlib.ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-speed-")))
@@ -515,14 +524,11 @@ def measure(args: argparse.Namespace, report: dict) -> None:
             for w in workers:
                 w.stop()
             if index == 0 and args.profile:  # apart from the measured run: py-spy takes CPU of its own
-                profiled, workers, raw = sustained(run, settings, 1, events=args.profile_events, seed=15,
-                                                   profile=args.profile, **sizes)
-                report["profiled"] = profiled
-                if raw is not None:
-                    report["profile"] = summarise_profile(raw)
-                say(f"profiled run: {profiled.rate:,.0f} events/s, {profiled.cpu_us_per_event:,.0f} us CPU/event")
-                for w in workers:
-                    w.stop()
+                done, cpu = profiled(run, settings, args.profile_events, 15, args.profile, **sizes)
+                report["profiled"] = done
+                if cpu is not None:
+                    report["profile"] = cpu
+                say(f"profiled run: {done.rate:,.0f} events/s, {done.cpu_us_per_event:,.0f} us CPU/event")
             if index == 0 and args.naive_window > 0:
                 report["naive"] = naive(run, settings, sent["catalog"], args.naive_window)
                 report["naive_catalogue"] = run.naive_catalogue
@@ -544,14 +550,11 @@ def measure(args: argparse.Namespace, report: dict) -> None:
             settings = run.settings("floor", model="popularity")
             (worker,) = run.start_many(settings, 1, "floor")
             worker.stop()  # the topics exist now; events are pre-produced with no worker running
-            done, workers, raw = sustained(run, settings, 1, events=args.floor_events, seed=9,
-                                           profile=args.profile, **sizes)
+            done, cpu = profiled(run, settings, args.floor_events, 9, args.profile, **sizes)
             report["floor"] = done
-            if raw is not None:
-                report["floor_profile"] = summarise_profile(raw)
+            if cpu is not None:
+                report["floor_profile"] = cpu
             say(f"framework floor (popularity): {done.rate:,.0f} events/s, {done.cpu_us_per_event:,.0f} us CPU/event")
-            for w in workers:
-                w.stop()
             delete_namespace(url, settings.namespace)
 
 

@@ -17,7 +17,6 @@ the processors recognise what they already applied (see
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
