@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
-import heapq
+import itertools
 from operator import itemgetter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+from sortedcontainers import SortedList
 
 from streamreco.store.base import Store
 
@@ -19,11 +21,17 @@ from streamreco.store.base import Store
 RANK = itemgetter(1, 0)
 
 class MemoryStore(Store):
-    """Dictionaries in this process; nothing survives the process."""
+    """Dictionaries in this process; nothing survives the process.
+
+    Each scored set is kept twice, as Redis keeps it: ``member -> score`` for
+    point reads, and ``(score, member)`` in order, so that a top-n read or a
+    trim to the cap costs O(n + log size), not a sort of the set.
+    """
 
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
         self._sets: dict[str, dict[str, float]] = {}
+        self._ranked: dict[str, SortedList] = {}  # (score, member), lowest first
 
     def get(self, keys: Sequence[str]) -> list[bytes | None]:
         return [self._blobs.get(key) for key in keys]
@@ -35,18 +43,28 @@ class MemoryStore(Store):
         for key in keys:
             self._blobs.pop(key, None)
             self._sets.pop(key, None)
+            self._ranked.pop(key, None)
 
     def zincr(self, key: str, deltas: Mapping[str, float], cap: int | None = None) -> None:
         scores = self._sets.setdefault(key, {})
+        ranked = self._ranked.setdefault(key, SortedList())
         for member, delta in deltas.items():
-            scores[member] = scores.get(member, 0.0) + delta
+            old = scores.get(member)
+            if old is not None:
+                ranked.remove((old, member))
+            scores[member] = new = (old or 0.0) + delta
+            ranked.add((new, member))
         if cap is not None and len(scores) > cap:  # drop the lowest, as ZREMRANGEBYRANK does
-            for member, _ in heapq.nsmallest(len(scores) - cap, scores.items(), key=RANK):
+            for _, member in ranked[: len(scores) - cap]:
                 del scores[member]
+            del ranked[: len(ranked) - cap]
 
     def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
-        sets = self._sets
-        return [sorted(sets.get(key, {}).items(), key=RANK, reverse=True)[:n] for key in keys]
+        top = []
+        for key in keys:
+            ranked = self._ranked.get(key, ())
+            top.append([(member, score) for score, member in itertools.islice(reversed(ranked), n)])
+        return top
 
     def zscores(self, key: str, members: Sequence[str]) -> list[float | None]:
         scores = self._sets.get(key, {})
@@ -56,7 +74,8 @@ class MemoryStore(Store):
         scores = self._sets.get(key)
         if scores is not None:
             for member in members:
-                scores.pop(member, None)
+                if (score := scores.pop(member, None)) is not None:
+                    self._ranked[key].remove((score, member))
 
     def scan(self, prefix: str) -> Iterator[str]:
         keys = set(self._blobs) | set(self._sets)
