@@ -12,6 +12,8 @@ in the process: they are for offline measurement only, not for the worker.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 from river import reco
 
@@ -62,7 +64,7 @@ class RiverRanker(Recommender):
         if isinstance(self.model, reco.BiasedMF):
             self.bias[row] = self.model.i_biases[item]
 
-    def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
+    def candidates(self, profile: Profile, k: int, exclude: Collection[str] = ()) -> dict[str, Candidate]:
         if not self.items:
             return {}
         user = self.model.u_latents[profile.user_id]

@@ -70,13 +70,22 @@ class Recommender(base.Estimator):
         """
 
     @abc.abstractmethod
-    def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
-        """Up to ``k`` scored items for the user, best first; may include seen items."""
+    def candidates(self, profile: Profile, k: int, exclude: Collection[str] = ()) -> dict[str, Candidate]:
+        """Up to ``k`` scored items for the user, best first.
 
-    def candidates_many(self, profiles: Sequence[Profile], ks: Sequence[int]) -> list[dict[str, Candidate]]:
-        """:meth:`candidates` ``(profile, k)`` of each of ``profiles`` and its ``k`` in ``ks``;
-        a model may share reads between them."""
-        return [self.candidates(profile, k) for profile, k in zip(profiles, ks, strict=True)]
+        ``exclude`` holds items the caller will rule out (what the user has seen or
+        bought): a model that scores a pool of its own leaves them out before the
+        cut to ``k``, so that ``k`` usable items come back; a model whose list is
+        shared by every user (popularity) may return them.
+        """
+
+    def candidates_many(
+        self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]] | None = None
+    ) -> list[dict[str, Candidate]]:
+        """:meth:`candidates` ``(profile, k, exclude)`` of each of ``profiles`` with its ``k`` in
+        ``ks`` and its ``exclude`` in ``excluded``; a model may share reads between them."""
+        excluded = excluded if excluded is not None else [()] * len(profiles)
+        return [self.candidates(p, k, e) for p, k, e in zip(profiles, ks, excluded, strict=True)]
 
     def prefetch(self, profiles: Sequence[Profile], k: int) -> None:
         """Read ahead what :meth:`candidates` ``(profile, k)`` will read for each of ``profiles``.
@@ -95,5 +104,5 @@ class Recommender(base.Estimator):
 
     def score(self, profile: Profile, items: list[str]) -> list[float]:
         """Scores of arbitrary items; by default, their candidate scores."""
-        found = self.candidates(profile, k=max(200, len(items)))
+        found = self.candidates(profile, max(200, len(items)))
         return [found[item].score if item in found else 0.0 for item in items]

@@ -61,15 +61,25 @@ class Blend(Recommender):
             if model.scores_any_item:
                 model.prefetch_scores(profiles, items)
 
-    def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
-        (found,) = self.candidates_many([profile], [k])
+    def candidates(self, profile: Profile, k: int, exclude: Collection[str] = ()) -> dict[str, Candidate]:
+        (found,) = self.candidates_many([profile], [k], [exclude])
         return found
 
-    def candidates_many(self, profiles: Sequence[Profile], ks: Sequence[int]) -> list[dict[str, Candidate]]:
-        """Each source's candidates for every user, then the scores of all users' pools read at once."""
-        by_model = [model.candidates_many(profiles, ks) for model in self.models]
+    def candidates_many(
+        self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]] | None = None
+    ) -> list[dict[str, Candidate]]:
+        """Each source's candidates for every user, then the scores of all users' pools read at once.
+
+        A user's pool is what any source proposed, less ``excluded``: scores are
+        normalised over the items the user can be shown.
+        """
+        excluded = excluded if excluded is not None else [()] * len(profiles)
+        by_model = [model.candidates_many(profiles, ks, excluded) for model in self.models]
         by_user = list(zip(*by_model, strict=True))
-        pools = [list(dict.fromkeys(item for found in proposals for item in found)) for proposals in by_user]
+        pools = [
+            [item for item in dict.fromkeys(item for found in proposals for item in found) if item not in exclude]
+            for proposals, exclude in zip(by_user, excluded, strict=True)
+        ]
         if len(profiles) > 1:  # one round trip for all users' pools (for one user, nothing to share)
             self.prefetch_scores(profiles, set().union(*pools))
         return [

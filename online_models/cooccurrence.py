@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -153,10 +153,10 @@ class ItemCooccurrence(Recommender):
             state.ztop([keys.counts()], k)
         state.zscores(keys.counts(), list(found | followed))
 
-    def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
+    def candidates(self, profile: Profile, k: int, exclude: Collection[str] = ()) -> dict[str, Candidate]:
         keys, state = self.keys, self.state
         similar, steps, following = self._sources(profile)
-        if not similar:  # a newcomer: the most interacted-with items
+        if not similar:  # a newcomer (nothing to exclude): the most interacted-with items
             (rows,) = state.ztop([keys.counts()], k)
             return {item: Candidate(count, "popular") for item, count in rows}
         sources = similar + following
@@ -185,6 +185,12 @@ class ItemCooccurrence(Recommender):
             peaks = np.maximum.reduceat(values, starts)
             weights[row_of[starts[similarity[starts]]]] /= peaks[similarity[starts]]
         totals = np.bincount(where, weights=values * weights[row_of], minlength=len(pool))
+        if exclude:
+            ruled_out = np.fromiter(map(exclude.__contains__, pool), bool, len(pool))
+            totals[ruled_out] = -np.inf
+            k = min(k, len(pool) - int(ruled_out.sum()))
+            if k <= 0:
+                return {}
         best = _best(totals, k)
         # the most recent source listing each neighbour: where it first appears in the pool
         running = np.maximum.accumulate(where)

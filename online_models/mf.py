@@ -20,6 +20,7 @@ True
 from __future__ import annotations
 
 import zlib
+from collections.abc import Collection
 
 import numpy as np
 
@@ -106,8 +107,9 @@ class MatrixFactorisation(Recommender):
             return [0.0] * len(items)
         return (self._items(items) @ self._user(profile)).tolist()
 
-    def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
+    def candidates(self, profile: Profile, k: int, exclude: Collection[str] = ()) -> dict[str, Candidate]:
         (rows,) = self.state.ztop([self.keys.factor_items()], self.pool)
+        rows = [(item, count) for item, count in rows if item not in exclude]
         if profile.factors is None:  # a newcomer: the most interacted-with items
             return {item: Candidate(count, "popular") for item, count in rows[:k]}
         items = [item for item, _ in rows]

@@ -79,7 +79,8 @@ class Popularity(Recommender):
         items = list(items)
         self.state.zscores_many({key: items for key in self._keys(profiles)})
 
-    def candidates(self, profile: Profile, k: int) -> dict[str, Candidate]:
+    def candidates(self, profile: Profile, k: int, exclude: Collection[str] = ()) -> dict[str, Candidate]:
+        """The ``k`` most popular items, the same for every user of a decay period (``exclude`` is ignored)."""
         if self.half_life is None:
             (rows,) = self.state.ztop([self.keys.popularity(None)], k)
             return {item: Candidate(score, "popular") for item, score in rows}
@@ -93,7 +94,9 @@ class Popularity(Recommender):
         best = heapq.nlargest(k, scores.items(), key=lambda e: (e[1], e[0]))
         return {item: Candidate(score, "popular") for item, score in best}
 
-    def candidates_many(self, profiles: Sequence[Profile], ks: Sequence[int]) -> list[dict[str, Candidate]]:
+    def candidates_many(
+        self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]] | None = None
+    ) -> list[dict[str, Candidate]]:
         """The same list for every user of a decay period asking for as many: made once per batch."""
         made: dict[tuple[int | None, int], dict[str, Candidate]] = {}
         found = []

@@ -56,8 +56,8 @@ def recommend_many(
     lists: list[list[RecommendedItem]] = [[] for _ in profiles]
     asking = list(range(len(profiles)))
     while asking:
-        proposed = dict(zip(asking, model.candidates_many([profiles[at] for at in asking],
-                                                          [k[at] for at in asking]), strict=True))
+        proposed = dict(zip(asking, model.candidates_many([profiles[at] for at in asking], [k[at] for at in asking],
+                                                          [excluded[at] for at in asking]), strict=True))
         allowed = {
             at: [i for i in found if i not in excluded[at] and i not in profiles[at].purchased]
             for at, found in proposed.items()

@@ -113,6 +113,32 @@ def test_results_are_deterministic(name: str) -> None:
         assert a == b
 
 
+def test_excluded_items_leave_room_for_others(name: str) -> None:
+    """What the caller rules out is not among the k a pool-scoring model returns; k others are."""
+    model, profiles = trained(name)
+    everything = model.candidates(profiles["u5"], k=10)
+    excluded = set(list(everything)[:2])
+    found = model.candidates(profiles["u5"], k=2, exclude=excluded)
+    if name != "popularity":  # popularity's list is the same for every user: it may keep them
+        assert not excluded & found.keys()
+        assert list(found) == [item for item in everything if item not in excluded][:2]
+
+
+def test_one_round_of_candidates_fills_a_list_when_the_pool_allows() -> None:
+    """Seen items are left out before the cut, so the model is not asked again for more."""
+    from online_models import ranking
+
+    model = build_model("blend", MemoryStore())
+    learn_sessions(model, [[f"i{k}" for k in range(40)]] * 3)
+    reader = history(*((f"i{k}", T0 + k) for k in range(0, 40, 2)))  # has seen every even item
+    rounds = []
+    original = model.candidates_many
+    model.candidates_many = lambda *args: rounds.append(args) or original(*args)
+    (items,) = ranking.recommend_many(model, [reader], n=10)
+    assert len(rounds) == 1
+    assert len(items) == 10 and not {i.item_id for i in items} & reader.seen
+
+
 @pytest.mark.parametrize(("row_norm", "first"), [(True, "b"), (False, "a")])
 def test_row_norm_gives_each_history_item_one_vote(row_norm: bool, first: str) -> None:
     model = ItemCooccurrence(row_norm=row_norm, store=MemoryStore())
