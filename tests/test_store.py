@@ -224,3 +224,15 @@ def test_a_top_holding_the_whole_set_spares_reading_members_new_to_it():
     assert inner.reads == reads  # "new" cannot be in the store: not asked for
     assert cut.ztop(["row"], 2) == [[("b", 2.0), ("c", 1.5)]]
     assert inner.reads == reads + 1  # "c" may be: read
+
+
+@pytest.mark.parametrize("reusable", [None, lambda key: False])
+def test_reads_not_kept_are_read_again_by_the_next_batch(reusable):
+    """A set read (and not changed) in one batch is read afresh in the next unless its reads may be kept."""
+    inner = MemoryStore()
+    inner.zincr("row", {"a": 1.0})
+    batch = BatchStore(inner, reusable=reusable, reuse_seconds=3600)
+    assert batch.ztop(["row"], 3) == [[("a", 1.0)]]
+    batch.flush()
+    inner.zincr("row", {"b": 2.0})  # another writer
+    assert batch.ztop(["row"], 3) == [[("b", 2.0), ("a", 1.0)]]

@@ -127,6 +127,7 @@ class BatchStore(Store):
         missing = [k for k in dict.fromkeys(keys) if self._base_tops.get(k, (0, None))[0] < n]
         if missing:
             self._note_read(missing)
+            self._fresh.update(missing)  # kept past this batch only if its reads may be
             for key, rows in zip(missing, self.inner.ztop(missing, n), strict=True):
                 self._base_tops[key] = (n, rows)
         return [self._base_tops[key][1] for key in keys]
