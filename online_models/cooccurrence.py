@@ -3,7 +3,7 @@
 On each interaction with item ``i``, every item ``j`` among the user's last
 ``window`` items gets ``co[j][i]`` and ``co[i][j]`` raised by the interaction's
 weight times ``recency ** position`` (the most recent item counts most). A
-user's candidates are the neighbours of their recent items: each neighbour row
+user's candidates are the neighbours of their ``sources`` most recent items: each row
 is damped by ``count(candidate) ** alpha`` (so that blockbusters, which
 co-occur with everything, do not win by default), divided by its own maximum
 (``row_norm``: every history item gets one equal vote, however popular it is),
@@ -50,6 +50,9 @@ class ItemCooccurrence(Recommender):
     ----------
     window
         How many of the user's most recent items an interaction pairs with.
+    sources
+        How many of the user's most recent items propose candidates (their
+        neighbours are read); ``None``: ``window``.
     recency
         Weight multiplier per step back in the history (1.0: all equal).
     alpha
@@ -81,6 +84,7 @@ class ItemCooccurrence(Recommender):
     def __init__(
         self,
         window: int = 20,
+        sources: int | None = 16,
         recency: float = 0.9,
         alpha: float = 0.4,
         row_norm: bool = True,
@@ -96,6 +100,7 @@ class ItemCooccurrence(Recommender):
     ) -> None:
         super().__init__(store, namespace)
         self.window = window
+        self.sources = sources
         self.recency = recency
         self.alpha = alpha
         self.row_norm = row_norm
@@ -125,7 +130,8 @@ class ItemCooccurrence(Recommender):
     def _sources(self, profile: Profile) -> tuple[list[str], list[int], list[str]]:
         """The user's recent items whose neighbours are read (newest first), how many steps
         back each is, and the items whose transitions are read: one walk of the history."""
-        n = max(self.window, self.transition_steps)
+        sources = self.window if self.sources is None else self.sources
+        n = max(sources, self.transition_steps)
         if self.moment is None:  # every distinct item is a step
             recent = profile.recent_items(n)
             steps = list(range(len(recent)))
@@ -133,7 +139,7 @@ class ItemCooccurrence(Recommender):
             moments = profile.recent_moments(n, self.moment)
             recent, steps = [item for item, _ in moments], [step for _, step in moments]
         following = recent[: self.transition_steps] if self.transition_weight else []
-        return recent[: self.window], steps[: self.window], following
+        return recent[:sources], steps[:sources], following
 
     def _rows(self, similar: list[str], following: list[str]) -> list[str]:
         keys = self.keys
