@@ -31,7 +31,7 @@ def global_popularity(store: Store) -> Recommender:
 def plain_cooccurrence(store: Store) -> Recommender:
     """Sums of co-occurrence with the user's last 20 items: no recency, normalisation or transitions."""
     return ItemCooccurrence(
-        window=20, recency=1.0, source_recency=None, moment=None, alpha=0.0, row_norm=False,
+        window=20, sources=20, recency=1.0, source_recency=None, moment=None, alpha=0.0, row_norm=False,
         transition_weight=0.0, store=store,
     )
 

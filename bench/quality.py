@@ -51,11 +51,12 @@ PIPELINE_HEADING = "## Through the pipeline"
 TOLERANCE = 0.01
 TUNING = (
     "Tuning: every hyperparameter of the default (`blend`: item co-occurrence with "
-    "alpha 0.4, row normalisation and sources weighted 0.7 per one-second moment back, "
-    "plus popularity at weight 0.1) was chosen on the first 50% of the stream only (most on "
-    "its first 50,000 events, the blend weight on its first 20,000; the moment weight among "
-    "0.6, 0.7 and 0.8, and 100 against 200 neighbours per source, on the first 50,000); "
-    "the last 50% was never looked at while tuning. Baselines are untuned."
+    "alpha 0.4, row normalisation and its 16 most recent items as sources, weighted 0.7 per "
+    "one-second moment back, plus popularity at weight 0.1) was chosen on the first 50% of "
+    "the stream only (most on its first 50,000 events, the blend weight on its first 20,000; "
+    "the moment weight among 0.6, 0.7 and 0.8, 100 against 200 neighbours per source, and "
+    "12, 16 or 20 sources, on the first 50,000, with `bench.tune`); the last 50% was never "
+    "looked at while tuning. Baselines are untuned."
 )
 
 
