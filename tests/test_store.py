@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamreco.store import BatchStore, MemoryStore, Store, open_store
@@ -71,6 +71,55 @@ def test_ties_are_ranked_like_redis(store):
     s, p = store
     s.zincr(p + "t", {"a": 1.0, "c": 1.0, "b": 1.0})
     assert [m for m, _ in s.ztop([p + "t"], 2)[0]] == ["c", "b"]
+
+
+def test_a_top_of_nothing_is_empty(store):
+    s, p = store
+    s.zincr(p + "z", {"x": 1.0})
+    assert s.ztop([p + "z", p + "empty"], 0) == [[], []]
+
+
+set_operations = st.lists(
+    st.tuples(
+        st.sampled_from(["incr", "incr", "incr", "remove", "delete"]),
+        st.sampled_from(["a", "b"]),
+        st.dictionaries(st.sampled_from("mnopqr"), st.sampled_from([-1.0, 0.5, 1.0, 2.0]), min_size=1, max_size=4),
+        st.sampled_from([None, 1, 2, 3]),  # cap
+    ),
+    max_size=40,
+)
+
+
+@given(ops=set_operations)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_memory_store_ranks_and_trims_as_redis_does(redis_url, ops):
+    """Redis is the reference: the same writes leave the same members, scores and order (ties, caps)."""
+    memory, redis_store = MemoryStore(), open_store(redis_url)
+    prefix = f"test{uuid.uuid4().hex[:8]}:"
+    try:
+        for op, key, deltas, cap in ops:
+            for s in (memory, redis_store):
+                if op == "incr":
+                    s.zincr(prefix + key, deltas, cap=cap)
+                elif op == "remove":
+                    s.zremove(prefix + key, list(deltas))
+                else:
+                    s.delete([prefix + key])
+            keys = [prefix + "a", prefix + "b"]
+            assert memory.ztop(keys, 10) == redis_store.ztop(keys, 10)
+            assert memory.ztop(keys, 2) == redis_store.ztop(keys, 2)
+            assert memory.zscores(prefix + key, list("mnopqr")) == redis_store.zscores(prefix + key, list("mnopqr"))
+    finally:
+        redis_store.delete(list(redis_store.scan(prefix)))
+        redis_store.close()
+
+
+def test_the_memory_store_refuses_a_score_that_is_not_a_number():
+    store = MemoryStore()
+    store.zincr("z", {"m": float("inf"), "n": 1.0})
+    with pytest.raises(ValueError, match="not be a number"):
+        store.zincr("z", {"m": float("-inf")})
+    assert store.ztop(["z"], 3) == [[("m", float("inf")), ("n", 1.0)]]
 
 
 def test_a_removed_member_restarts_from_zero(store):

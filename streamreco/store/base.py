@@ -42,7 +42,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
-        """The ``n`` highest ``(member, score)`` of each set, highest first."""
+        """The ``n`` highest ``(member, score)`` of each set, highest first (none for ``n <= 0``)."""
 
     @abc.abstractmethod
     def zscores(self, key: str, members: Sequence[str]) -> list[float | None]:

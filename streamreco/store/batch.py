@@ -20,12 +20,15 @@ by later events of the same batch (so event *k+1* sees what event *k* learned);
 from __future__ import annotations
 
 import itertools
+import operator
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from streamreco.store.base import Store
-from streamreco.store.memory import RANK
+
+#: Order of a sorted set's ``(member, score)`` entries, as Redis keeps it: by score, then by member.
+RANK = operator.itemgetter(1, 0)
 
 _DELETED = object()
 
@@ -169,6 +172,8 @@ class BatchStore(Store):
                 known[member] = (known[member] or 0.0) + pending[member]
 
     def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
+        if n <= 0:
+            return [[] for _ in keys]
         merged_tops = self._merged_tops
         stale = [k for k in dict.fromkeys(keys) if merged_tops.get(k, (0, None))[0] < n]
         if stale:

@@ -10,15 +10,12 @@
 from __future__ import annotations
 
 import itertools
-from operator import itemgetter
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from sortedcontainers import SortedList
 
 from streamreco.store.base import Store
-
-#: Order of a sorted set, as Redis keeps it: by score, then by member.
-RANK = itemgetter(1, 0)
 
 class MemoryStore(Store):
     """Dictionaries in this process; nothing survives the process.
@@ -50,9 +47,12 @@ class MemoryStore(Store):
         ranked = self._ranked.setdefault(key, SortedList())
         for member, delta in deltas.items():
             old = scores.get(member)
+            new = (old or 0.0) + delta
+            if math.isnan(new):  # as Redis refuses it: NaN has no place in an order
+                raise ValueError(f"{key}: the score of {member!r} would not be a number")
             if old is not None:
                 ranked.remove((old, member))
-            scores[member] = new = (old or 0.0) + delta
+            scores[member] = new
             ranked.add((new, member))
         if cap is not None and len(scores) > cap:  # drop the lowest, as ZREMRANGEBYRANK does
             for _, member in ranked[: len(scores) - cap]:
@@ -60,6 +60,8 @@ class MemoryStore(Store):
             del ranked[: len(ranked) - cap]
 
     def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
+        if n <= 0:
+            return [[] for _ in keys]
         top = []
         for key in keys:
             ranked = self._ranked.get(key, ())

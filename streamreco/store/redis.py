@@ -108,6 +108,8 @@ class RedisStore(Store):
                 self._send_increments(pipe)
 
     def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
+        if n <= 0:  # ZREVRANGE 0 -1 would be the whole set
+            return [[] for _ in keys]
         pipe = self.client.pipeline(transaction=False)
         for key in keys:  # not zrevrange(withscores=True): redis-py would turn RESP3's scores to bytes and back
             pipe.execute_command("ZREVRANGE", key, 0, n - 1, "WITHSCORES")
