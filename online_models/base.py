@@ -2,9 +2,10 @@
 
 A model learns from one interaction at a time (:meth:`Recommender.learn_one`)
 and proposes scored candidates for a user (:meth:`Recommender.candidates`);
-:meth:`Recommender.predict_one` scores one (user, item) pair. Filtering,
-business rules and the top-n cut are written once, in
-:mod:`online_models.ranking`.
+:meth:`Recommender.predict_one` scores one (user, item) pair. Business rules
+and the top-n cut are written once, in :mod:`online_models.ranking`; a model
+may leave out early what those rules will drop (see ``exclude``), so that one
+round of candidates fills a list.
 
 Models are River estimators: the constructor stores hyperparameters under their
 own names (so ``clone()`` and ``repr`` work); learned state lives in the
@@ -74,9 +75,9 @@ class Recommender(base.Estimator):
         """Up to ``k`` scored items for the user, best first.
 
         ``exclude`` holds items the caller will rule out (what the user has seen or
-        bought): a model that scores a pool of its own leaves them out before the
-        cut to ``k``, so that ``k`` usable items come back; a model whose list is
-        shared by every user (popularity) may return them.
+        bought). A model may ignore it; one that leaves them out returns ``k`` of
+        the other items when it has them, so that fewer than ``k`` always means
+        it has no more to propose.
         """
 
     def candidates_many(

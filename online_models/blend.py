@@ -90,7 +90,7 @@ class Blend(Recommender):
     def _blend(
         self, profile: Profile, proposals: Sequence[dict[str, Candidate]], pool: list[str], k: int
     ) -> dict[str, Candidate]:
-        if not pool:
+        if not pool or k <= 0:
             return {}
         totals = np.zeros(len(pool))
         strongest = np.full(len(pool), -1.0)  # the largest contribution of a source proposing the item

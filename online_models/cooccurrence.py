@@ -99,6 +99,8 @@ class ItemCooccurrence(Recommender):
         namespace: str = "sr",
     ) -> None:
         super().__init__(store, namespace)
+        if sources is not None and sources < 1:
+            raise ValueError("sources: at least one recent item proposes candidates (None: window)")
         self.window = window
         self.sources = sources
         self.recency = recency
@@ -162,7 +164,9 @@ class ItemCooccurrence(Recommender):
     def candidates(self, profile: Profile, k: int, exclude: Collection[str] = ()) -> dict[str, Candidate]:
         keys, state = self.keys, self.state
         similar, steps, following = self._sources(profile)
-        if not similar:  # a newcomer (nothing to exclude): the most interacted-with items
+        if k <= 0:
+            return {}
+        if not similar:  # a newcomer: the most interacted-with items (it has seen nothing)
             (rows,) = state.ztop([keys.counts()], k)
             return {item: Candidate(count, "popular") for item, count in rows}
         sources = similar + following

@@ -17,6 +17,7 @@ each with its own counter; the previous period is read scaled down.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections.abc import Collection, Sequence
 
@@ -80,32 +81,35 @@ class Popularity(Recommender):
         self.state.zscores_many({key: items for key in self._keys(profiles)})
 
     def candidates(self, profile: Profile, k: int, exclude: Collection[str] = ()) -> dict[str, Candidate]:
-        """The ``k`` most popular items, the same for every user of a decay period (``exclude`` is ignored)."""
-        if self.half_life is None:
-            (rows,) = self.state.ztop([self.keys.popularity(None)], k)
-            return {item: Candidate(score, "popular") for item, score in rows}
-        period = self._clock(profile)
-        current, previous = self.state.ztop(
-            [self.keys.popularity(period), self.keys.popularity(period - 1)], k
-        )
-        scores = dict(current)
-        for item, score in previous:
-            scores[item] = scores.get(item, 0.0) + score * 2.0**-PERIOD_HALF_LIVES
-        best = heapq.nlargest(k, scores.items(), key=lambda e: (e[1], e[0]))
-        return {item: Candidate(score, "popular") for item, score in best}
+        (found,) = self.candidates_many([profile], [k], [exclude])
+        return found
 
     def candidates_many(
         self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]] | None = None
     ) -> list[dict[str, Candidate]]:
-        """The same list for every user of a decay period asking for as many: made once per batch."""
-        made: dict[tuple[int | None, int], dict[str, Candidate]] = {}
+        """Each user's ``k`` most popular items not in their ``exclude``, from one top per decay period."""
+        excluded = excluded if excluded is not None else [()] * len(profiles)
+        periods = [None if self.half_life is None else self._clock(p) for p in profiles]
+        longest: dict[int | None, int] = {}  # per period, the top that serves every user of it
+        for period, k, exclude in zip(periods, ks, excluded, strict=True):
+            longest[period] = max(longest.get(period, 0), k + len(exclude))
+        tops = {period: self._top(period, n) for period, n in longest.items()}
         found = []
-        for profile, k in zip(profiles, ks, strict=True):
-            period = None if self.half_life is None else self._clock(profile)
-            if (period, k) not in made:
-                made[period, k] = self.candidates(profile, k)
-            found.append(made[period, k])
+        for period, k, exclude in zip(periods, ks, excluded, strict=True):
+            allowed = (entry for entry in tops[period] if entry[0] not in exclude)
+            found.append({item: Candidate(score, "popular") for item, score in itertools.islice(allowed, k)})
         return found
+
+    def _top(self, period: int | None, n: int) -> list[tuple[str, float]]:
+        """The ``n`` most popular items of ``period`` (the one before counts, scaled down)."""
+        if period is None:
+            (rows,) = self.state.ztop([self.keys.popularity(None)], n)
+            return rows
+        current, previous = self.state.ztop([self.keys.popularity(period), self.keys.popularity(period - 1)], n)
+        scores = dict(current)
+        for item, score in previous:
+            scores[item] = scores.get(item, 0.0) + score * 2.0**-PERIOD_HALF_LIVES
+        return heapq.nlargest(n, scores.items(), key=lambda e: (e[1], e[0]))
 
     def score(self, profile: Profile, items: list[str]) -> list[float]:
         if self.half_life is None:
