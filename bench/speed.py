@@ -45,12 +45,14 @@ import json
 import math
 import os
 import platform
+import resource
 import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from itertools import chain
@@ -85,9 +87,19 @@ class Worker(WorkerProcess):
         return "events" in health if self.module == NAIVE_MODULE else super().ready(health)
 
     def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        return process_cpu(self.pid)
+
+    def batch_totals(self) -> tuple[float, float, float]:
+        """Event batches so far, their messages and their seconds (processed and published), from /metrics."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        wanted = ("streamreco_batch_size_count", "streamreco_batch_size_sum", "streamreco_batch_seconds_sum")
+        totals = dict.fromkeys(wanted, 0.0)
+        for line in text.splitlines():
+            name = line.split("{", 1)[0]
+            if name in totals and 'stream="events"' in line:
+                totals[name] += float(line.rsplit(" ", 1)[1])
+        return tuple(totals[name] for name in wanted)
 
     def memory_mb(self) -> tuple[float, float]:
         """Resident and peak resident memory, MB."""
@@ -138,6 +150,30 @@ def _produce(spec: dict) -> int:
 
 
 # --- measuring ---------------------------------------------------------------------
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+#: The services beside the workers, by a word of their command line.
+SERVICES = {"tansu": "broker", "redis-server": "Redis"}
+
+
+def service_cpu() -> dict[str, float]:
+    """CPU seconds so far of the broker and Redis processes of this machine, by service."""
+    totals = dict.fromkeys(SERVICES.values(), 0.0)
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                command = Path(entry.path, "cmdline").read_bytes()
+                for word, service in SERVICES.items():
+                    if word.encode() in command:
+                        totals[service] += process_cpu(int(entry.name))
+    return totals
+
+
 def processed(workers: list[Worker], key: str = "events_processed") -> int:
     return sum(int(w.health().get(key, 0)) for w in workers)
 
@@ -238,6 +274,8 @@ class Freshness:
     ms: list[float] = field(repr=False, default_factory=list)
     complete: bool = True
     producer_seconds: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # % of one core over the window, by process
+    batches: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the workers' event batches, messages, seconds
 
     def p(self, q: float) -> float:
         return percentile(self.ms, q)
@@ -249,9 +287,17 @@ def freshness(settings: Settings, workers: list[Worker], users: int, items: int,
     recs_before = end_offsets(settings, settings.recommendations_topic)
     events_before = end_offsets(settings, settings.events_topic)
     base = processed(workers)
+    started, services, producer = time.monotonic(), service_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    workers_cpu, batches = sum(w.cpu_seconds() for w in workers), [w.batch_totals() for w in workers]
     sent = produce(settings, {"users": users, "items": items, "seed": seed, "events": int(rate * window), "rate": rate})
     total = sent.get("events", 0) + sent.get("catalog", 0)
     done = watch(workers, base + total, timeout=max(120.0, 4 * window + total / 100), base=base)
+    elapsed, produced_by = time.monotonic() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {"workers": sum(w.cpu_seconds() for w in workers) - workers_cpu,
+           **{name: seconds - services[name] for name, seconds in service_cpu().items()},
+           "producer": produced_by.ru_utime + produced_by.ru_stime - producer.ru_utime - producer.ru_stime}
+    batches = tuple(sum(after[i] - before[i] for before, after in zip(batches, (w.batch_totals() for w in workers)))
+                    for i in range(3))
     time.sleep(0.5)
     events = read_between(settings, events_before, end_offsets(settings, settings.events_topic))
     produced, ours = {}, f"syn{seed}-"  # this phase's events only (ids of the synthetic stream)
@@ -270,7 +316,8 @@ def freshness(settings: Settings, workers: list[Worker], users: int, items: int,
             ms.append(float(r.timestamp - cause))
     stamps = sorted(produced.values())
     offered = (len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1000) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
-    return Freshness(offered, len(ms), len(produced), ms, done.complete, sent["seconds"])
+    return Freshness(offered, len(ms), len(produced), ms, done.complete, sent["seconds"],
+                     {name: 100 * seconds / elapsed for name, seconds in cpu.items()}, batches)
 
 
 def redis_memory(url: str, namespace: str, n_items: int, sample: int = 2000) -> dict:
@@ -642,6 +689,15 @@ def render(args: argparse.Namespace, report: dict, argv: list[str], seconds: flo
     for (key, label), fr in report.get("freshness", {}).items():
         lines.append(f"| {key} | {label} | {f(fr.offered)} | {fr.lists:,}{'' if fr.complete else ' (backlog at timeout)'} | "
                      f"{f(fr.p(50))} | {f(fr.p(95))} | {f(fr.p(99))} | {f(max(fr.ms) if fr.ms else float('nan'))} |")
+    lines += ["", "Where each window's time went: CPU by process, in % of one core (the machine has 2), from "
+              "the first event produced to the last one processed; and the workers' event batches, from their "
+              "metrics (a batch's time runs from taking it to the broker acknowledging its lists).", "",
+              "| workers | load | workers % | broker % | Redis % | producer % | batches | events/batch | ms/batch |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for (key, label), fr in report.get("freshness", {}).items():
+        n, size, seconds = fr.batches
+        lines.append(f"| {key} | {label} | " + " | ".join(f(fr.cpu.get(p, float('nan'))) for p in ("workers", "broker", "Redis", "producer"))
+                     + f" | {n:,.0f} | {f(size / n if n else float('nan'), 1)} | {f(1000 * seconds / n if n else float('nan'), 1)} |")
     if memory:
         lines += ["", "## Redis memory", "",
                   f"After the one-worker run. Per user: median `MEMORY USAGE` of {memory['profiles_sampled']:,} "
