@@ -164,7 +164,7 @@ class Settings(BaseSettings):
         "in it) instead of one list per event",
     )
     reuse_seconds: float = Field(
-        2.0, ge=0, description="seconds a worker keeps item-level model state it read from Redis, "
+        10.0, ge=0, description="seconds a worker keeps item-level model state it read from Redis, "
         "applying its own changes to it (other workers' changes show within this time; 0: read "
         "everything per batch)",
     )
