@@ -93,11 +93,14 @@ class Popularity(Recommender):
         longest: dict[int | None, int] = {}  # per period, the top that serves every user of it
         for period, k, exclude in zip(periods, ks, excluded, strict=True):
             longest[period] = max(longest.get(period, 0), k + len(exclude))
-        tops = {period: self._top(period, n) for period, n in longest.items()}
+        tops = {  # made once per period, shared by its users' answers
+            period: [(item, Candidate(score, "popular")) for item, score in self._top(period, n)]
+            for period, n in longest.items()
+        }
         found = []
         for period, k, exclude in zip(periods, ks, excluded, strict=True):
-            allowed = (entry for entry in tops[period] if entry[0] not in exclude)
-            found.append({item: Candidate(score, "popular") for item, score in itertools.islice(allowed, k)})
+            allowed = (entry for entry in tops[period] if entry[0] not in exclude) if exclude else tops[period]
+            found.append(dict(itertools.islice(allowed, k)))
         return found
 
     def _top(self, period: int | None, n: int) -> list[tuple[str, float]]:
