@@ -19,6 +19,7 @@ by later events of the same batch (so event *k+1* sees what event *k* learned);
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import operator
 import time
@@ -222,8 +223,15 @@ class BatchStore(Store):
         return scores
 
     def zscores_many(self, requests: Mapping[str, Sequence[str]]) -> list[list[float | None]]:
-        self._know(requests)
-        return [list(map(self._known[key].__getitem__, members)) for key, members in requests.items()]
+        answers: dict[str, list[float | None]] = {}
+        for key, members in requests.items():  # most reads ask for what is already known: one pass
+            with contextlib.suppress(KeyError):
+                answers[key] = list(map(self._known[key].__getitem__, members)) if key in self._known else None
+        self._fresh.update(requests)
+        if unknown := {key: members for key, members in requests.items() if answers.get(key) is None}:
+            self._know(unknown)
+            answers.update((key, list(map(self._known[key].__getitem__, members))) for key, members in unknown.items())
+        return [answers[key] for key in requests]
 
     def scan(self, prefix: str) -> Iterator[str]:
         return self.inner.scan(prefix)
