@@ -107,3 +107,17 @@ class Recommender(base.Estimator):
         """Scores of arbitrary items; by default, their candidate scores."""
         found = self.candidates(profile, max(200, len(items)))
         return [found[item].score if item in found else 0.0 for item in items]
+
+
+class BatchedRecommender(Recommender):
+    """A recommender that proposes for many users at once (:meth:`candidates_many`); one user is a batch of one."""
+
+    def candidates(self, profile: Profile, k: int, exclude: Collection[str] = ()) -> dict[str, Candidate]:
+        (found,) = self.candidates_many([profile], [k], [exclude])
+        return found
+
+    @abc.abstractmethod
+    def candidates_many(
+        self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]] | None = None
+    ) -> list[dict[str, Candidate]]:
+        """See :meth:`Recommender.candidates_many`."""

@@ -26,11 +26,11 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
-from online_models.base import Candidate, Recommender
+from online_models.base import BatchedRecommender, Candidate, Recommender
 from online_models.profile import Profile
 
 
-class Blend(Recommender):
+class Blend(BatchedRecommender):
     """Weighted sum of normalised scores of ``models``.
 
     Parameters
@@ -60,10 +60,6 @@ class Blend(Recommender):
         for model in self.models:
             if model.scores_any_item:
                 model.prefetch_scores(profiles, items)
-
-    def candidates(self, profile: Profile, k: int, exclude: Collection[str] = ()) -> dict[str, Candidate]:
-        (found,) = self.candidates_many([profile], [k], [exclude])
-        return found
 
     def candidates_many(
         self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]] | None = None

@@ -21,14 +21,14 @@ import itertools
 import math
 from collections.abc import Collection, Sequence
 
-from online_models.base import Candidate, Recommender
+from online_models.base import BatchedRecommender, Candidate
 from online_models.profile import Profile
 from streamreco.store import Store
 
 PERIOD_HALF_LIVES = 256
 
 
-class Popularity(Recommender):
+class Popularity(BatchedRecommender):
     """Most interacted-with items, optionally with exponential time decay.
 
     Parameters
@@ -79,10 +79,6 @@ class Popularity(Recommender):
     def prefetch_scores(self, profiles: Sequence[Profile], items: Collection[str]) -> None:
         items = list(items)
         self.state.zscores_many({key: items for key in self._keys(profiles)})
-
-    def candidates(self, profile: Profile, k: int, exclude: Collection[str] = ()) -> dict[str, Candidate]:
-        (found,) = self.candidates_many([profile], [k], [exclude])
-        return found
 
     def candidates_many(
         self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]] | None = None
