@@ -30,7 +30,7 @@ deleted at the end):
    what consuming, parsing, storing and publishing cost with almost no model,
    and which layer (our code, Faust, aiokafka, redis-py, asyncio) it goes to.
 
-    python -m bench.speed                 # ~20 minutes; writes bench/results/speed.md
+    python -m bench.speed                 # ~7 minutes on 2 cores; writes bench/results/speed.md
     python -m bench.speed --quick --out /tmp/speed.md
     streamreco bench speed --events 200000 --workers 1,2,4
 """
