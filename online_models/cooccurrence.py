@@ -162,10 +162,10 @@ class ItemCooccurrence(Recommender):
         state.zscores(keys.counts(), list(found | followed))
 
     def candidates(self, profile: Profile, k: int, exclude: Collection[str] = ()) -> dict[str, Candidate]:
-        keys, state = self.keys, self.state
-        similar, steps, following = self._sources(profile)
         if k <= 0:
             return {}
+        keys, state = self.keys, self.state
+        similar, steps, following = self._sources(profile)
         if not similar:  # a newcomer: the most interacted-with items (it has seen nothing)
             (rows,) = state.ztop([keys.counts()], k)
             return {item: Candidate(count, "popular") for item, count in rows}
