@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 import faust
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
@@ -33,15 +31,8 @@ def declare_input_topics(settings: Settings) -> None:
         admin.close()
 
 
-#: The garbage collector's thresholds in a worker (Python's default: 700, 10, 10). A batch makes
-#: tens of thousands of short-lived objects; with the default, full collections of a warm
-#: worker's heap ran every few seconds at 1,000 events/s and stopped it for up to 100 ms each.
-GC_THRESHOLDS = (50_000, 20, 10)
-
-
 def run_worker(settings: Settings) -> None:
     """Block running a worker until SIGTERM/SIGINT."""
-    gc.set_threshold(*GC_THRESHOLDS)
     declare_input_topics(settings)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
