@@ -81,11 +81,10 @@ class Recommender(base.Estimator):
         """
 
     def candidates_many(
-        self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]] | None = None
+        self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]]
     ) -> list[dict[str, Candidate]]:
         """:meth:`candidates` ``(profile, k, exclude)`` of each of ``profiles`` with its ``k`` in
         ``ks`` and its ``exclude`` in ``excluded``; a model may share reads between them."""
-        excluded = excluded if excluded is not None else [()] * len(profiles)
         return [self.candidates(p, k, e) for p, k, e in zip(profiles, ks, excluded, strict=True)]
 
     def prefetch(self, profiles: Sequence[Profile], k: int) -> None:
@@ -118,6 +117,6 @@ class BatchedRecommender(Recommender):
 
     @abc.abstractmethod
     def candidates_many(
-        self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]] | None = None
+        self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]]
     ) -> list[dict[str, Candidate]]:
         """See :meth:`Recommender.candidates_many`."""

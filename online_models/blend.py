@@ -62,14 +62,13 @@ class Blend(BatchedRecommender):
                 model.prefetch_scores(profiles, items)
 
     def candidates_many(
-        self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]] | None = None
+        self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]]
     ) -> list[dict[str, Candidate]]:
         """Each source's candidates for every user, then the scores of all users' pools read at once.
 
         A user's pool is what any source proposed, less ``excluded``: scores are
         normalised over the items the user can be shown.
         """
-        excluded = excluded if excluded is not None else [()] * len(profiles)
         by_model = [model.candidates_many(profiles, ks, excluded) for model in self.models]
         by_user = list(zip(*by_model, strict=True))
         pools = [

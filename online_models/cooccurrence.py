@@ -177,7 +177,8 @@ class ItemCooccurrence(Recommender):
             return {}
         names = list(map(operator.itemgetter(0), pairs))
         pool = list(dict.fromkeys(names))  # distinct neighbours, first (most recent) source first
-        where = np.fromiter(map(dict(zip(pool, itertools.count())).__getitem__, names), np.intp, len(names))
+        index = dict(zip(pool, itertools.count()))
+        where = np.fromiter(map(index.__getitem__, names), np.intp, len(names))
         row_of = np.repeat(np.arange(len(rows)), list(map(len, rows)))
         values = np.fromiter(map(operator.itemgetter(1), pairs), float, len(pairs))
         counts = state.zscores(keys.counts(), pool + following)
@@ -195,10 +196,9 @@ class ItemCooccurrence(Recommender):
             peaks = np.maximum.reduceat(values, starts)
             weights[row_of[starts[similarity[starts]]]] /= peaks[similarity[starts]]
         totals = np.bincount(where, weights=values * weights[row_of], minlength=len(pool))
-        if exclude:
-            ruled_out = np.fromiter(map(exclude.__contains__, pool), bool, len(pool))
+        if ruled_out := [index[item] for item in exclude if item in index]:  # one look-up per excluded item
             totals[ruled_out] = -np.inf
-            k = min(k, len(pool) - int(ruled_out.sum()))
+            k = min(k, len(pool) - len(ruled_out))
             if k <= 0:
                 return {}
         best = _best(totals, k)

@@ -81,10 +81,9 @@ class Popularity(BatchedRecommender):
         self.state.zscores_many({key: items for key in self._keys(profiles)})
 
     def candidates_many(
-        self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]] | None = None
+        self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]]
     ) -> list[dict[str, Candidate]]:
         """Each user's ``k`` most popular items not in their ``exclude``, from one top per decay period."""
-        excluded = excluded if excluded is not None else [()] * len(profiles)
         periods = [None if self.half_life is None else self._clock(p) for p in profiles]
         longest: dict[int | None, int] = {}  # per period, the top that serves every user of it
         for period, k, exclude in zip(periods, ks, excluded, strict=True):

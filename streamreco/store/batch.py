@@ -223,15 +223,20 @@ class BatchStore(Store):
         return scores
 
     def zscores_many(self, requests: Mapping[str, Sequence[str]]) -> list[list[float | None]]:
-        answers: dict[str, list[float | None]] = {}
-        for key, members in requests.items():  # most reads ask for what is already known: one pass
-            with contextlib.suppress(KeyError):
-                answers[key] = list(map(self._known[key].__getitem__, members)) if key in self._known else None
-        self._fresh.update(requests)
-        if unknown := {key: members for key, members in requests.items() if answers.get(key) is None}:
+        answers = {key: self._known_scores(key, members) for key, members in requests.items()}
+        if unknown := {key: requests[key] for key, scores in answers.items() if scores is None}:
             self._know(unknown)
-            answers.update((key, list(map(self._known[key].__getitem__, members))) for key, members in unknown.items())
-        return [answers[key] for key in requests]
+            answers.update((key, self._known_scores(key, members)) for key, members in unknown.items())
+        self._fresh.update(requests)
+        return list(answers.values())
+
+    def _known_scores(self, key: str, members: Sequence[str]) -> list[float | None] | None:
+        """The scores of ``members`` if all are known (most reads: one pass), else ``None``."""
+        known = self._known.get(key)
+        if known is not None:
+            with contextlib.suppress(KeyError):
+                return list(map(known.__getitem__, members))
+        return None
 
     def scan(self, prefix: str) -> Iterator[str]:
         return self.inner.scan(prefix)

@@ -54,10 +54,10 @@ class MemoryStore(Store):
                 ranked.remove((old, member))
             scores[member] = new
             ranked.add((new, member))
-        if cap is not None and len(scores) > cap:  # drop the lowest, as ZREMRANGEBYRANK does
-            for _, member in ranked[: len(scores) - cap]:
+        if cap is not None and (excess := len(ranked) - cap) > 0:  # drop the lowest, as ZREMRANGEBYRANK does
+            for _, member in ranked[:excess]:
                 del scores[member]
-            del ranked[: len(ranked) - cap]
+            del ranked[:excess]
 
     def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
         if n <= 0:
