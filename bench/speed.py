@@ -61,6 +61,7 @@ from pathlib import Path
 import orjson
 import redis
 from kafka import KafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.harness import WorkerProcess
 from streamreco import embedded
@@ -92,14 +93,10 @@ class Worker(WorkerProcess):
     def batch_totals(self) -> tuple[float, float, float]:
         """Event batches so far, their messages and their seconds (processed and published), from /metrics."""
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
-            text = response.read().decode()
-        wanted = ("streamreco_batch_size_count", "streamreco_batch_size_sum", "streamreco_batch_seconds_sum")
-        totals = dict.fromkeys(wanted, 0.0)
-        for line in text.splitlines():
-            name = line.split("{", 1)[0]
-            if name in totals and 'stream="events"' in line:
-                totals[name] += float(line.rsplit(" ", 1)[1])
-        return tuple(totals[name] for name in wanted)
+            families = text_string_to_metric_families(response.read().decode())
+        totals = {sample.name: sample.value for family in families for sample in family.samples
+                  if sample.labels.get("stream") == "events"}
+        return tuple(totals.get(name, 0.0) for name in BATCH_TOTALS)
 
     def memory_mb(self) -> tuple[float, float]:
         """Resident and peak resident memory, MB."""
@@ -157,6 +154,9 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+#: What :meth:`Worker.batch_totals` reads: event batches, their messages, their seconds.
+BATCH_TOTALS = ("streamreco_batch_size_count", "streamreco_batch_size_sum", "streamreco_batch_seconds_sum")
+
 #: The services beside the workers, by a word of their command line.
 SERVICES = {"tansu": "broker", "redis-server": "Redis"}
 
@@ -172,6 +172,11 @@ def service_cpu() -> dict[str, float]:
                     if word.encode() in command:
                         totals[service] += process_cpu(int(entry.name))
     return totals
+
+
+def batch_totals(workers: list[Worker]) -> tuple[float, ...]:
+    """:meth:`Worker.batch_totals` summed over ``workers``."""
+    return tuple(map(sum, zip(*(w.batch_totals() for w in workers), strict=True)))
 
 
 def processed(workers: list[Worker], key: str = "events_processed") -> int:
@@ -288,7 +293,7 @@ def freshness(settings: Settings, workers: list[Worker], users: int, items: int,
     events_before = end_offsets(settings, settings.events_topic)
     base = processed(workers)
     started, services, producer = time.monotonic(), service_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    workers_cpu, batches = sum(w.cpu_seconds() for w in workers), [w.batch_totals() for w in workers]
+    workers_cpu, batches = sum(w.cpu_seconds() for w in workers), batch_totals(workers)
     sent = produce(settings, {"users": users, "items": items, "seed": seed, "events": int(rate * window), "rate": rate})
     total = sent.get("events", 0) + sent.get("catalog", 0)
     done = watch(workers, base + total, timeout=max(120.0, 4 * window + total / 100), base=base)
@@ -296,8 +301,7 @@ def freshness(settings: Settings, workers: list[Worker], users: int, items: int,
     cpu = {"workers": sum(w.cpu_seconds() for w in workers) - workers_cpu,
            **{name: seconds - services[name] for name, seconds in service_cpu().items()},
            "producer": produced_by.ru_utime + produced_by.ru_stime - producer.ru_utime - producer.ru_stime}
-    batches = tuple(sum(after[i] - before[i] for before, after in zip(batches, (w.batch_totals() for w in workers)))
-                    for i in range(3))
+    batches = tuple(after - before for before, after in zip(batches, batch_totals(workers), strict=True))
     time.sleep(0.5)
     events = read_between(settings, events_before, end_offsets(settings, settings.events_topic))
     produced, ours = {}, f"syn{seed}-"  # this phase's events only (ids of the synthetic stream)
