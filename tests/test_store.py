@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamreco.store import BatchStore, MemoryStore, Store, open_store
+from streamreco.store.base import WHOLE
 
 
 class FlushingBatch(BatchStore):
@@ -183,7 +184,7 @@ class CountingStore(MemoryStore):
 
 operations = st.lists(
     st.tuples(
-        st.sampled_from(["incr", "incr", "top", "scores", "flush", "remove", "delete"]),
+        st.sampled_from(["incr", "incr", "top", "scores", "rows", "scores_of", "flush", "remove", "delete"]),
         st.sampled_from(["r:a", "r:b", "other"]),  # "r:" sets are reusable
         st.dictionaries(st.sampled_from("mnopqrst"), st.floats(0.125, 4.0), min_size=1, max_size=4),
         st.integers(1, 6),
@@ -210,6 +211,13 @@ def test_reused_reads_are_those_of_the_store_itself(ops):
             assert reusing.ztop([key], n) == fresh.ztop([key], n)
         elif op == "scores":
             assert reusing.zscores(key, list(deltas)) == fresh.zscores(key, list(deltas))
+        elif op == "rows":  # the whole set, as a flush will leave it (trimmed to the cap)
+            ((ids, scores),) = reusing.zrows([key])
+            whole = fresh.ztop([key], 2 if key == "r:b" else WHOLE)[0]
+            assert sorted(zip(reusing.members.names_of(ids.tolist()), scores.tolist())) == sorted(whole)
+        elif op == "scores_of":
+            scores = reusing.zscores_of(key, reusing.members.of(list(deltas)))
+            assert [None if s != s else s for s in scores.tolist()] == fresh.zscores(key, list(deltas))
         else:
             reusing.flush()
             writes.clear()
@@ -217,7 +225,7 @@ def test_reused_reads_are_those_of_the_store_itself(ops):
 
 def _write(store: Store, op: str, key: str, deltas: dict) -> None:
     if op == "incr":
-        store.zincr(key, deltas, cap=4 if key == "r:b" else None)
+        store.zincr(key, deltas, cap=2 if key == "r:b" else None)
     elif op == "remove":
         store.zremove(key, list(deltas))
     else:
@@ -285,3 +293,23 @@ def test_reads_not_kept_are_read_again_by_the_next_batch(reusable):
     batch.flush()
     inner.zincr("row", {"b": 2.0})  # another writer
     assert batch.ztop(["row"], 3) == [[("b", 2.0), ("a", 1.0)]]
+
+
+def test_held_rows_and_scores_are_what_the_store_holds_after_each_flush():
+    """Arrays held across batches follow the batch's increments and the store's trim to the cap, ties by name."""
+    inner = MemoryStore()
+    batch = BatchStore(inner, reusable=lambda key: True, reuse_seconds=3600)
+    batch.zincr("row", {"m": 1.0, "n": 2.0, "o": 3.0}, cap=2)
+    ((ids, scores),) = batch.zrows(["row"])  # held from now on: in the batch, as the flush will trim it
+    assert sorted(zip(batch.members.names_of(ids.tolist()), scores.tolist())) == [("n", 2.0), ("o", 3.0)]
+    counts = batch.members.of(["m", "o", "x"])
+    batch.zincr("count", {"m": 1.0})
+    assert batch.zscores_of("count", counts).tolist()[0] == 1.0
+    for _ in range(3):
+        batch.flush()
+        ((ids, scores),) = batch.zrows(["row"])
+        assert sorted(zip(batch.members.names_of(ids.tolist()), scores.tolist())) == sorted(inner.ztop(["row"], 9)[0])
+        held = batch.zscores_of("count", counts).tolist()
+        assert [None if s != s else s for s in held] == inner.zscores("count", ["m", "o", "x"])
+        batch.zincr("row", {"a": 2.0, "z": 2.0}, cap=2)  # first "a" and "z" tie with "n": "z" stays
+        batch.zincr("count", {"m": 1.0, "o": 2.0})

@@ -9,14 +9,63 @@ batch.
 
 Scored sets are what Redis calls sorted sets: ``member -> float`` with
 increments, top-n and point reads. ``cap`` on :meth:`Store.zincr` keeps only the
-highest-scoring members, which bounds the memory of a row.
+highest-scoring members, which bounds the memory of a row. For numpy code, a set
+can also be read as arrays over member ids (:class:`MemberIds`): a whole set with
+:meth:`Store.zrows`, chosen members' scores with :meth:`Store.zscores_of`.
+
+>>> from streamreco.store import MemoryStore
+>>> store = MemoryStore()
+>>> store.zincr("co:tent", {"stove": 2.0, "lamp": 1.0})
+>>> [(ids, scores)] = store.zrows(["co:tent"])
+>>> store.members.names_of(ids.tolist()), scores.tolist()
+(['stove', 'lamp'], [2.0, 1.0])
+>>> store.zscores_of("co:tent", store.members.of(["lamp", "mug"])).tolist()
+[1.0, nan]
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+#: ``n`` of a :meth:`Store.ztop` that reads a whole set.
+WHOLE = 2**31 - 1
+
+
+class MemberIds:
+    """Dense integer ids for member names, given in order of first sight, never reused.
+
+    >>> ids = MemberIds()
+    >>> ids.of(["b", "a", "b"]).tolist(), ids.names_of([1, 0]), len(ids)
+    ([0, 1, 0], ['a', 'b'], 2)
+    """
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.names: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def id(self, name: str) -> int:
+        """The id of ``name``, given now if it has none."""
+        found = self.ids.get(name)
+        if found is None:
+            found = self.ids[name] = len(self.names)
+            self.names.append(name)
+        return found
+
+    def of(self, names: Sequence[str]) -> np.ndarray:
+        """The ids of ``names``, as an array."""
+        return np.fromiter(map(self.id, names), np.int64, len(names))
+
+    def names_of(self, ids: Iterable[int]) -> list[str]:
+        """The names of ``ids`` (Python ints: ``array.tolist()``)."""
+        return list(map(self.names.__getitem__, ids))
 
 
 class Store(abc.ABC):
@@ -51,6 +100,26 @@ class Store(abc.ABC):
     def zscores_many(self, requests: Mapping[str, Sequence[str]]) -> list[list[float | None]]:
         """:meth:`zscores` of several sets at once (one round trip on a network backend)."""
         return [self.zscores(key, members) for key, members in requests.items()]
+
+    @functools.cached_property
+    def members(self) -> MemberIds:
+        """The ids that :meth:`zrows` and :meth:`zscores_of` number members with."""
+        return MemberIds()
+
+    def zrows(self, keys: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each whole set as ``(member ids, scores)`` arrays (ids of :attr:`members`), in no set order.
+
+        The arrays are read-only and valid until the next write.
+        """
+        rows = []
+        for entries in self.ztop(keys, WHOLE):
+            scores = np.fromiter((score for _, score in entries), float, len(entries))
+            rows.append((self.members.of([member for member, _ in entries]), scores))
+        return rows
+
+    def zscores_of(self, key: str, ids: np.ndarray) -> np.ndarray:
+        """:meth:`zscores` of the members with these ids (of :attr:`members`); NaN where absent."""
+        return np.array(self.zscores(key, self.members.names_of(ids.tolist())), dtype=float)
 
     @abc.abstractmethod
     def zremove(self, key: str, members: Iterable[str]) -> None:

@@ -26,7 +26,10 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
-from streamreco.store.base import Store
+import numpy as np
+
+from streamreco.store.base import WHOLE, Store
+from streamreco.store.held import HeldRow, HeldScores
 
 #: Order of a sorted set's ``(member, score)`` entries, as Redis keeps it: by score, then by member.
 RANK = operator.itemgetter(1, 0)
@@ -54,6 +57,10 @@ class BatchStore(Store):
     reuse_seconds
         How long a reusable read is kept: the bound on how stale another
         writer's increments (another worker's) may be. 0 keeps nothing.
+
+    Sets read through :meth:`zrows` and :meth:`zscores_of` are held apart, as
+    arrays (:mod:`streamreco.store.held`) that this batch's increments change in
+    place, so that the models' numpy code reads them without a per-member step.
     """
 
     def __init__(
@@ -70,6 +77,8 @@ class BatchStore(Store):
         self._base_tops: dict[str, tuple[int, list[tuple[str, float]]]] = {}  # the inner store's
         self._known: defaultdict[str, dict[str, float | None]] = defaultdict(dict)  # current scores
         self._read_at: dict[str, float] = {}  # when each kept set was first read, oldest first
+        self._rows: dict[str, HeldRow] = {}  # whole sets read by zrows
+        self._scores: dict[str, HeldScores] = {}  # sets read by zscores_of
         self._start_batch()
 
     def _start_batch(self) -> None:
@@ -101,6 +110,7 @@ class BatchStore(Store):
             self._merged_tops.pop(key, None)
             self._base_tops[key] = (1 << 62, [])
             self._known[key] = {}
+            self._drop_held(key)
             self._fresh.add(key)
 
     # --- scored sets ---------------------------------------------------------------------
@@ -115,8 +125,17 @@ class BatchStore(Store):
                     known[member] = (known[member] or 0.0) + delta
         if cap is not None:
             self._caps[key] = cap
+        row, scores = self._rows.get(key), self._scores.get(key)
+        if row is not None or scores is not None:
+            ids = self.members.ids
+            for member in deltas:
+                if row is not None:
+                    row.set(self.members.id(member), pending[member])
+                if scores is not None and (at := ids.get(member)) is not None and scores.is_known(at):
+                    scores.set(at, pending[member])
 
     def zremove(self, key: str, members: Iterable[str]) -> None:
+        self._drop_held(key)  # read again, removals applied, if needed
         self._merged_tops.pop(key, None)
         pending = self._deltas.get(key, {})
         removed = self._removed[key]
@@ -238,6 +257,49 @@ class BatchStore(Store):
                 return list(map(known.__getitem__, members))
         return None
 
+    # --- sets held as arrays ------------------------------------------------------------
+    def zrows(self, keys: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        if missing := [key for key in dict.fromkeys(keys) if key not in self._rows]:
+            self._fresh.update(missing)
+            reading = [key for key in missing if self._dirty.get(key) is not _DELETED]
+            self._note_read(reading)
+            read = dict(zip(reading, self.inner.ztop(reading, WHOLE), strict=True))
+            for key in missing:
+                self._rows[key] = self._hold_row(key, read.get(key, []))
+        names = self.members.names
+        return [self._rows[key].arrays(self._caps.get(key), names) for key in keys]
+
+    def _hold_row(self, key: str, entries: list[tuple[str, float]]) -> HeldRow:
+        """The row read as ``entries``, with this batch's changes to it."""
+        removed = self._removed.get(key) or ()
+        entries = [(member, score) for member, score in entries if member not in removed]
+        row = HeldRow(self.members.of([member for member, _ in entries]), [score for _, score in entries])
+        for member, increment in (self._deltas.get(key) or {}).items():
+            row.set(self.members.id(member), increment)
+        return row
+
+    def zscores_of(self, key: str, ids: np.ndarray) -> np.ndarray:
+        scores = self._scores.get(key)
+        if scores is None:
+            scores = self._scores[key] = HeldScores()
+            self._note_read([key])
+        self._fresh.add(key)
+        scores.grow(len(self.members))
+        if len(unknown := scores.unknown(ids)):
+            names = self.members.names_of(unknown.tolist())
+            read = [None] * len(names) if self._dirty.get(key) is _DELETED else self.inner.zscores(key, names)
+            removed = self._removed.get(key) or ()
+            scores.learn(unknown, np.array([None if m in removed else s for m, s in zip(names, read)], dtype=float))
+            pending = self._deltas.get(key) or {}
+            for at, member in zip(unknown.tolist(), names, strict=True):
+                if member in pending:
+                    scores.set(at, pending[member])
+        return scores.current[ids]
+
+    def _drop_held(self, key: str) -> None:
+        self._rows.pop(key, None)
+        self._scores.pop(key, None)
+
     def scan(self, prefix: str) -> Iterator[str]:
         return self.inner.scan(prefix)
 
@@ -256,6 +318,7 @@ class BatchStore(Store):
         self._read_at.pop(key, None)
         self._base_tops.pop(key, None)
         self._known.pop(key, None)
+        self._drop_held(key)
 
     def _keep_reads(self) -> None:
         """Keep the reusable reads still fresh, as they are after this batch's writes; drop the rest.
@@ -273,6 +336,7 @@ class BatchStore(Store):
             if key not in read_at or self._dirty.get(key) is _DELETED:
                 self._forget_read(key)
             elif key in changed:
+                self._commit_held(key)
                 top = self._merged_tops.get(key)
                 if key in self._base_tops:
                     if top is not None and top[0] <= self._caps.get(key, top[0]):
@@ -281,6 +345,17 @@ class BatchStore(Store):
                         del self._base_tops[key]
                 if key in self._caps:
                     self._known.pop(key, None)
+
+    def _commit_held(self, key: str) -> None:
+        """Held arrays of ``key``, changed by this batch, now as the inner store holds them."""
+        if (row := self._rows.get(key)) is not None:
+            row.commit(self._caps.get(key), self.members.names)
+        if key in self._caps:  # trimming may have removed members whose scores are held
+            self._scores.pop(key, None)
+        elif (scores := self._scores.get(key)) is not None:
+            ids = self.members.ids
+            changed = (ids.get(member) for member in self._deltas.get(key) or ())
+            scores.commit([at for at in changed if at is not None and scores.is_known(at)])
 
     # --- the one write ----------------------------------------------------------------------
     def flush(self) -> None:
