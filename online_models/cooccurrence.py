@@ -14,8 +14,10 @@ same. Optional
 first-order transitions (``transition_weight``) add the items that followed
 the user's last items, each as a share of that item's count.
 
-Per call: one ``ztop`` over the recent items' rows and one ``zscores`` of
-their neighbours' counts, whatever the catalogue size.
+Per call: the recent items' whole rows (at most ``neighbours`` each) and their
+neighbours' counts, read as arrays (:meth:`~streamreco.store.Store.zrows`,
+:meth:`~streamreco.store.Store.zscores_of`) and scored in numpy, whatever the
+catalogue size. Ties rank by item id, as Redis ranks them.
 
 >>> from online_models.profile import Profile
 >>> model = ItemCooccurrence()
@@ -32,9 +34,7 @@ their neighbours' counts, whatever the catalogue size.
 
 from __future__ import annotations
 
-import itertools
-import operator
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
@@ -67,9 +67,7 @@ class ItemCooccurrence(Recommender):
     transition_decay
         Weight multiplier per step between the two items of a transition.
     neighbours
-        Neighbours kept per item (the row is trimmed to the strongest).
-    fanout
-        Neighbours read per history item when proposing candidates.
+        Neighbours kept per item (the row is trimmed to the strongest); all are read.
     source_recency
         Weight multiplier per step back of a history item when proposing
         candidates (``None``: ``recency``).
@@ -92,7 +90,6 @@ class ItemCooccurrence(Recommender):
         transition_steps: int = 1,
         transition_decay: float = 0.5,
         neighbours: int = 200,
-        fanout: int = 100,
         source_recency: float | None = 0.7,
         moment: float | None = 1.0,
         store: Store | None = None,
@@ -110,7 +107,6 @@ class ItemCooccurrence(Recommender):
         self.transition_steps = transition_steps
         self.transition_decay = transition_decay
         self.neighbours = neighbours
-        self.fanout = fanout
         self.source_recency = source_recency
         self.moment = moment
 
@@ -149,17 +145,16 @@ class ItemCooccurrence(Recommender):
 
     def prefetch(self, profiles: Sequence[Profile], k: int) -> None:
         keys, state = self.keys, self.state
-        rows, followed, newcomers = {}, set(), False
+        rows, followed, newcomers = {}, [], False
         for profile in profiles:
             similar, _, following = self._sources(profile)
             rows.update(dict.fromkeys(self._rows(similar, following)))
-            followed.update(following)
+            followed += following
             newcomers = newcomers or not similar
-        neighbours = itertools.chain.from_iterable(state.ztop(list(rows), self.fanout))
-        found = set(map(operator.itemgetter(0), neighbours))
+        neighbours = [ids for ids, _ in state.zrows(list(rows))]
         if newcomers:
             state.ztop([keys.counts()], k)
-        state.zscores(keys.counts(), list(found | followed))
+        state.zscores_of(keys.counts(), np.concatenate([*neighbours, state.members.of(followed)]))
 
     def candidates(self, profile: Profile, k: int, exclude: Collection[str] = ()) -> dict[str, Candidate]:
         if k <= 0:
@@ -170,20 +165,19 @@ class ItemCooccurrence(Recommender):
             (rows,) = state.ztop([keys.counts()], k)
             return {item: Candidate(count, "popular") for item, count in rows}
         sources = similar + following
-        rows = state.ztop(self._rows(similar, following), self.fanout)
-        # every (source row, neighbour) pair as flat arrays: one numpy pass, no per-pair Python
-        pairs = list(itertools.chain.from_iterable(rows))
-        if not pairs:
+        rows = state.zrows(self._rows(similar, following))
+        lengths = np.array([len(ids) for ids, _ in rows])
+        if not lengths.any():
             return {}
-        names = list(map(operator.itemgetter(0), pairs))
-        pool = list(dict.fromkeys(names))  # distinct neighbours, first (most recent) source first
-        index = dict(zip(pool, itertools.count()))
-        where = np.fromiter(map(index.__getitem__, names), np.intp, len(names))
-        row_of = np.repeat(np.arange(len(rows)), list(map(len, rows)))
-        values = np.fromiter(map(operator.itemgetter(1), pairs), float, len(pairs))
-        counts = state.zscores(keys.counts(), pool + following)
-        counts = np.array(counts, dtype=float)  # an unknown (None: nan) or zero count counts as 1
-        counts[np.isnan(counts) | (counts == 0)] = 1.0
+        # every (source row, neighbour) pair as flat arrays: one numpy pass, no per-pair Python
+        ids = np.concatenate([ids for ids, _ in rows])
+        values = np.concatenate([scores for _, scores in rows])
+        row_of = np.repeat(np.arange(len(rows)), lengths)
+        # the distinct neighbours; where each pair's neighbour is; the first pair naming each
+        pool, first, where = np.unique(ids, return_index=True, return_inverse=True)
+        members = state.members
+        counts = state.zscores_of(keys.counts(), np.concatenate((pool, members.of(following))))
+        counts[np.isnan(counts) | (counts == 0)] = 1.0  # an unknown or zero count counts as 1
         recency = self.recency if self.source_recency is None else self.source_recency
         weights = np.concatenate(
             (recency ** np.array(steps, dtype=float), self.recency ** np.arange(len(following)))
@@ -192,33 +186,46 @@ class ItemCooccurrence(Recommender):
         similarity = row_of < len(similar)
         values[similarity] *= counts[where[similarity]] ** -self.alpha
         if self.row_norm:  # each history item gets one vote: its row divided by its maximum
-            starts = np.flatnonzero(np.concatenate(([True], row_of[1:] != row_of[:-1])))
-            peaks = np.maximum.reduceat(values, starts)
-            weights[row_of[starts[similarity[starts]]]] /= peaks[similarity[starts]]
+            read = np.flatnonzero(lengths)
+            peaks = np.maximum.reduceat(values, (np.cumsum(lengths) - lengths)[read])
+            weights[read[read < len(similar)]] /= peaks[read < len(similar)]
         totals = np.bincount(where, weights=values * weights[row_of], minlength=len(pool))
-        if ruled_out := [index[item] for item in exclude if item in index]:  # one look-up per excluded item
+        ruled_out = _positions(pool, [at for at in map(members.ids.get, exclude) if at is not None])
+        if len(ruled_out):
             totals[ruled_out] = -np.inf
             k = min(k, len(pool) - len(ruled_out))
             if k <= 0:
                 return {}
-        best = _best(totals, k)
-        # the most recent source listing each neighbour: where it first appears in the pool
-        running = np.maximum.accumulate(where)
-        origin = row_of[np.flatnonzero(np.concatenate(([True], running[1:] != running[:-1])))]
+        names = members.names
+        best = _best(totals, k, lambda at: names[pool[at]])
+        # the most recent source listing each neighbour: the row of its first pair
+        origin = row_of[first[best]].tolist()
         return {
-            pool[at]: Candidate(float(totals[at]), f"similar_to:{sources[source]}")
-            for at, source in zip(best.tolist(), origin[best].tolist(), strict=True)
+            names[item]: Candidate(total, f"similar_to:{sources[source]}")
+            for item, total, source in zip(pool[best].tolist(), totals[best].tolist(), origin, strict=True)
         }
 
 
-def _best(totals: np.ndarray, k: int) -> np.ndarray:
-    """Indexes of the ``k`` highest ``totals``, highest first, ties by index (a stable sort's first ``k``).
+def _positions(pool: np.ndarray, ids: list[int]) -> np.ndarray:
+    """Where each of ``ids`` is in the sorted ``pool``, for those it holds.
 
-    >>> _best(np.array([1.0, 3.0, 2.0, 3.0, 0.5]), 3).tolist()
-    [1, 3, 2]
+    >>> _positions(np.array([2, 5, 9]), [9, 3, 2]).tolist()
+    [2, 0]
+    """
+    at = np.searchsorted(pool, ids)
+    found = at < len(pool)
+    found[found] = pool[at[found]] == np.asarray(ids)[found]
+    return at[found]
+
+
+def _best(totals: np.ndarray, k: int, name: Callable[[int], str]) -> np.ndarray:
+    """Indexes of the ``k`` highest ``totals``, highest first; ties as Redis ranks them, by ``name``, descending.
+
+    >>> _best(np.array([1.0, 3.0, 2.0, 3.0, 0.5]), 3, "abcde".__getitem__).tolist()
+    [3, 1, 2]
     """
     among = np.arange(len(totals))
     if len(totals) > k:
-        threshold = np.partition(totals, len(totals) - k)[len(totals) - k]
-        among = np.flatnonzero(totals >= threshold)
-    return among[np.argsort(-totals[among], kind="stable")][:k]
+        among = np.flatnonzero(totals >= np.partition(totals, len(totals) - k)[len(totals) - k])
+    ranked = sorted(zip(totals[among].tolist(), map(name, among.tolist()), among.tolist()), reverse=True)
+    return np.array([at for _, _, at in ranked[:k]], dtype=np.intp)
