@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> list[str]:
                          f"{1e6 * wall / len(chunk):,.0f} us wall/event, {lists / len(chunk):.2f} lists/event, "
                          f"{1e6 * cpu / max(lists, 1):,.0f} us CPU/list")
             if profile is not None:
-                pstats.Stats(profile, stream=sys.stdout).sort_stats("tottime").print_stats(25)
+                pstats.Stats(profile, stream=sys.stdout).sort_stats(args.sort).print_stats(25)
     finally:
         store.delete(list(store.scan(settings.namespace + ":")))
         store.close()
@@ -92,6 +92,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--repeat", type=int, default=1, help="passes, each in a fresh namespace")
     parser.add_argument("--profile", type=int, default=None, metavar="SIZE", help="cProfile the batches of this size")
+    parser.add_argument("--sort", default="tottime", help="cProfile order (tottime, cumulative, ...)")
     return parser.parse_args(argv)
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from online_models import Profile, Recommender, build_model, recommend
 from online_models.feedback import interaction_weight
 from streamreco.events import ShopEvent
-from streamreco.store import MemoryStore, Store
+from streamreco.store import BatchStore, MemoryStore, Store
 
 #: Items in the top ``POPULAR_SHARE`` by interactions count as "popular" for the bias measure.
 POPULAR_SHARE = 0.10
@@ -229,11 +229,12 @@ def replay_offline(
     >>> [(s.events, s.hits) for s in result.segments]   # c's list after y is [x]: a hit
     [(2, 0), (2, 1)]
     """
+    store = BatchStore(MemoryStore(), reusable=lambda key: True, reuse_seconds=math.inf)  # the only writer
     if isinstance(model, str):
         name = model
-        recommender = build_model(model, MemoryStore())
+        recommender = build_model(model, store)
     else:
-        recommender = model(MemoryStore())
+        recommender = model(store)
         name = getattr(model, "__name__", type(recommender).__name__)
     boundaries = sorted(set(split_at))
     segments = [PrequentialScore(n=n)]
@@ -260,6 +261,7 @@ def replay_offline(
         profile.shown = published[event.user_id] = [
             r.item_id for r in recommend(recommender, profile, n, exclude_seen)
         ]
+        store.flush()
     seconds = time.perf_counter() - started
     if progress is not None:
         progress(sum(s.events for s in segments))
