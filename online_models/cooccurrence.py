@@ -110,6 +110,13 @@ class ItemCooccurrence(Recommender):
         self.source_recency = source_recency
         self.moment = moment
 
+    def _first_seen(self, ids: int) -> np.ndarray:
+        """Scratch space by member id (``ids`` of them) for finding the distinct neighbours of a list."""
+        scratch = self.__dict__.get("_scratch")
+        if scratch is None or len(scratch) < ids:
+            scratch = self.__dict__["_scratch"] = np.zeros(max(ids, 1024) * 2, np.intp)
+        return scratch
+
     def learn_one(self, profile: Profile, item: str, weight: float, ts: float) -> None:
         keys, state = self.keys, self.state
         recent = [j for j in profile.recent_items(self.window + 1) if j != item][: self.window]
@@ -173,9 +180,17 @@ class ItemCooccurrence(Recommender):
         ids = np.concatenate([ids for ids, _ in rows])
         values = np.concatenate([scores for _, scores in rows])
         row_of = np.repeat(np.arange(len(rows)), lengths)
-        # the distinct neighbours; where each pair's neighbour is; the first pair naming each
-        pool, first, where = np.unique(ids, return_index=True, return_inverse=True)
         members = state.members
+        # the distinct neighbours in order of first sight, where each pair's neighbour is in
+        # them, and where each was first seen (so: by the most recent source)
+        first_seen = self._first_seen(len(members))
+        positions = np.arange(len(ids))
+        first_seen[ids[::-1]] = positions[::-1]  # repeated ids: the last write, the first pair, stays
+        first_of = first_seen[ids]
+        is_first = first_of == positions
+        first = np.flatnonzero(is_first)
+        pool_index = np.cumsum(is_first) - 1
+        pool, where = ids[first], pool_index[first_of]
         counts = state.zscores_of(keys.counts(), np.concatenate((pool, members.of(following))))
         counts[np.isnan(counts) | (counts == 0)] = 1.0  # an unknown or zero count counts as 1
         recency = self.recency if self.source_recency is None else self.source_recency
@@ -190,7 +205,11 @@ class ItemCooccurrence(Recommender):
             peaks = np.maximum.reduceat(values, (np.cumsum(lengths) - lengths)[read])
             weights[read[read < len(similar)]] /= peaks[read < len(similar)]
         totals = np.bincount(where, weights=values * weights[row_of], minlength=len(pool))
-        ruled_out = _positions(pool, [at for at in map(members.ids.get, exclude) if at is not None])
+        excluded = np.fromiter((at for at in map(members.ids.get, exclude) if at is not None), np.int64)
+        seen_at = first_seen[excluded]  # where an excluded item was first seen, if it is a neighbour
+        in_pool = seen_at < len(ids)
+        in_pool[in_pool] = ids[seen_at[in_pool]] == excluded[in_pool]
+        ruled_out = pool_index[seen_at[in_pool]]
         if len(ruled_out):
             totals[ruled_out] = -np.inf
             k = min(k, len(pool) - len(ruled_out))
@@ -206,18 +225,6 @@ class ItemCooccurrence(Recommender):
         }
 
 
-def _positions(pool: np.ndarray, ids: list[int]) -> np.ndarray:
-    """Where each of ``ids`` is in the sorted ``pool``, for those it holds.
-
-    >>> _positions(np.array([2, 5, 9]), [9, 3, 2]).tolist()
-    [2, 0]
-    """
-    at = np.searchsorted(pool, ids)
-    found = at < len(pool)
-    found[found] = pool[at[found]] == np.asarray(ids)[found]
-    return at[found]
-
-
 def _best(totals: np.ndarray, k: int, name: Callable[[int], str]) -> np.ndarray:
     """Indexes of the ``k`` highest ``totals``, highest first; ties as Redis ranks them, by ``name``, descending.
 
@@ -227,5 +234,9 @@ def _best(totals: np.ndarray, k: int, name: Callable[[int], str]) -> np.ndarray:
     among = np.arange(len(totals))
     if len(totals) > k:
         among = np.flatnonzero(totals >= np.partition(totals, len(totals) - k)[len(totals) - k])
-    ranked = sorted(zip(totals[among].tolist(), map(name, among.tolist()), among.tolist()), reverse=True)
-    return np.array([at for _, _, at in ranked[:k]], dtype=np.intp)
+    order = among[np.argsort(-totals[among], kind="stable")]
+    ranked = totals[order]
+    if (ranked[1:] == ranked[:-1]).any():  # ties: in Python, by name
+        by_name = sorted(zip(ranked.tolist(), map(name, order.tolist()), order.tolist()), reverse=True)
+        order = np.array([at for _, _, at in by_name], dtype=np.intp)
+    return order[:k]

@@ -30,7 +30,7 @@ class HeldRow:
     Members are kept in no particular order; ``slot`` finds one by id.
     """
 
-    __slots__ = ("base", "current", "ids", "size", "slot", "trimmed")
+    __slots__ = ("base", "current", "dropped", "ids", "size", "slot", "trimmed")
 
     def __init__(self, ids: np.ndarray, base: np.ndarray) -> None:
         self.size = len(ids)
@@ -38,11 +38,13 @@ class HeldRow:
         self.base = np.array(base, dtype=float)
         self.current = self.base.copy()
         self.slot = dict(zip(self.ids.tolist(), range(self.size)))
-        self.trimmed: tuple[np.ndarray, np.ndarray] | None = None  # arrays(cap) over the cap, until a change
+        # until the next change: the positions a trim to the cap drops, and the arrays it keeps
+        self.dropped: np.ndarray | None = None
+        self.trimmed: tuple[np.ndarray, np.ndarray] | None = None
 
     def set(self, member: int, increment: float) -> None:
         """``member``'s score becomes its base plus this batch's total ``increment``."""
-        self.trimmed = None
+        self.dropped = self.trimmed = None
         at = self.slot.get(member)
         if at is None:
             at = self.slot[member] = self.size
@@ -55,14 +57,19 @@ class HeldRow:
             self.size += 1
         self.current[at] = self.base[at] + increment
 
+    def _dropped(self, cap: int, names: Sequence[str]) -> np.ndarray:
+        """Positions of the members a trim to ``cap`` drops (a row changes under one cap: its model's)."""
+        if self.dropped is None:
+            self.dropped = lowest(self.ids[: self.size], self.current[: self.size], self.size - cap, names)
+        return self.dropped
+
     def arrays(self, cap: int | None = None, names: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, current scores)``, read-only; with ``cap``, only the members a trim to it keeps."""
         if cap is not None and self.size > cap:
-            if self.trimmed is None:  # the same cap until a change: the batch's
-                ids, scores = self.ids[: self.size], self.current[: self.size]
+            if self.trimmed is None:
                 keep = np.ones(self.size, bool)
-                keep[lowest(ids, scores, self.size - cap, names)] = False
-                self.trimmed = ids[keep], scores[keep]
+                keep[self._dropped(cap, names)] = False
+                self.trimmed = self.ids[: self.size][keep], self.current[: self.size][keep]
             ids, scores = self.trimmed
         else:
             ids, scores = self.ids[: self.size], self.current[: self.size]
@@ -71,17 +78,17 @@ class HeldRow:
 
     def commit(self, cap: int | None, names: Sequence[str]) -> None:
         """The batch is written: current scores are the base now, trimmed to ``cap`` as the inner store trims."""
-        size, self.trimmed = self.size, None
+        size = self.size
         self.base[:size] = self.current[:size]
-        if cap is None or size <= cap:
-            return
-        for at in sorted(lowest(self.ids[:size], self.current[:size], size - cap, names).tolist(), reverse=True):
-            last = self.size - 1  # the last member fills the hole
-            del self.slot[int(self.ids[at])]
-            if at != last:
-                self.ids[at], self.base[at], self.current[at] = self.ids[last], self.base[last], self.current[last]
-                self.slot[int(self.ids[at])] = at
-            self.size = last
+        if cap is not None and size > cap:
+            for at in sorted(self._dropped(cap, names).tolist(), reverse=True):
+                last = self.size - 1  # the last member fills the hole
+                del self.slot[int(self.ids[at])]
+                if at != last:
+                    self.ids[at], self.base[at], self.current[at] = self.ids[last], self.base[last], self.current[last]
+                    self.slot[int(self.ids[at])] = at
+                self.size = last
+        self.dropped = self.trimmed = None
 
 
 def lowest(ids: np.ndarray, scores: np.ndarray, count: int, names: Sequence[str]) -> np.ndarray:
@@ -89,13 +96,16 @@ def lowest(ids: np.ndarray, scores: np.ndarray, count: int, names: Sequence[str]
 
     >>> lowest(np.array([0, 1, 2, 3]), np.array([1.0, 0.5, 1.0, 2.0]), 2, ["b", "x", "a", "c"]).tolist()
     [1, 2]
+    >>> lowest(np.array([0, 1, 2, 3]), np.array([1.0, 0.5, 0.5, 2.0]), 1, ["b", "x", "a", "c"]).tolist()
+    [2]
     """
-    threshold = np.partition(scores, count - 1)[count - 1]
-    below = np.flatnonzero(scores < threshold)
-    tied = np.flatnonzero(scores == threshold).tolist()
+    threshold = scores.min() if count == 1 else np.partition(scores, count - 1)[count - 1]
+    below = (scores < threshold).nonzero()[0]
+    tied = (scores == threshold).nonzero()[0]
     if len(below) + len(tied) > count:  # only some of the tied go: the first by name
-        tied = sorted(tied, key=lambda at: names[ids[at]])[: count - len(below)]
-    return np.concatenate((below, np.array(tied, dtype=np.intp)))
+        by_name = sorted(tied.tolist(), key=lambda at: names[ids[at]])[: count - len(below)]
+        tied = np.array(by_name, dtype=np.intp)
+    return np.concatenate((below, tied)) if len(below) else tied
 
 
 class HeldScores:
