@@ -273,8 +273,9 @@ class BatchStore(Store):
         """The row read as ``entries``, with this batch's changes to it."""
         removed = self._removed.get(key) or ()
         entries = [(member, score) for member, score in entries if member not in removed]
-        row = HeldRow(self.members.of([member for member, _ in entries]), [score for _, score in entries])
-        for member, increment in (self._deltas.get(key) or {}).items():
+        pending = self._deltas.get(key) or {}
+        row = HeldRow(self.members.of([m for m, _ in entries]), [s for _, s in entries], room=len(pending) + 8)
+        for member, increment in pending.items():
             row.set(self.members.id(member), increment)
         return row
 

@@ -32,12 +32,13 @@ class HeldRow:
 
     __slots__ = ("base", "current", "dropped", "ids", "size", "slot", "trimmed")
 
-    def __init__(self, ids: np.ndarray, base: np.ndarray) -> None:
+    def __init__(self, ids: np.ndarray, base: np.ndarray, room: int = 8) -> None:
         self.size = len(ids)
-        self.ids = np.array(ids, dtype=np.int64)
-        self.base = np.array(base, dtype=float)
+        self.ids = np.zeros(self.size + room, np.int64)
+        self.base = np.zeros(self.size + room)
+        self.ids[: self.size], self.base[: self.size] = ids, base
         self.current = self.base.copy()
-        self.slot = dict(zip(self.ids.tolist(), range(self.size)))
+        self.slot = dict(zip(self.ids[: self.size].tolist(), range(self.size)))
         # until the next change: the positions a trim to the cap drops, and the arrays it keeps
         self.dropped: np.ndarray | None = None
         self.trimmed: tuple[np.ndarray, np.ndarray] | None = None
