@@ -181,6 +181,7 @@ class ItemCooccurrence(Recommender):
         values = np.concatenate([scores for _, scores in rows])
         row_of = np.repeat(np.arange(len(rows)), lengths)
         members = state.members
+        followed = members.of(following)  # (ids given before the scratch space is sized)
         # the distinct neighbours in order of first sight, where each pair's neighbour is in
         # them, and where each was first seen (so: by the most recent source)
         first_seen = self._first_seen(len(members))
@@ -191,7 +192,7 @@ class ItemCooccurrence(Recommender):
         first = np.flatnonzero(is_first)
         pool_index = np.cumsum(is_first) - 1
         pool, where = ids[first], pool_index[first_of]
-        counts = state.zscores_of(keys.counts(), np.concatenate((pool, members.of(following))))
+        counts = state.zscores_of(keys.counts(), np.concatenate((pool, followed)))
         counts[np.isnan(counts) | (counts == 0)] = 1.0  # an unknown or zero count counts as 1
         recency = self.recency if self.source_recency is None else self.source_recency
         weights = np.concatenate(
