@@ -51,11 +51,12 @@ PIPELINE_HEADING = "## Through the pipeline"
 TOLERANCE = 0.01
 TUNING = (
     "Tuning: every hyperparameter of the default (`blend`: item co-occurrence with "
-    "alpha 0.4, row normalisation and its 16 most recent items as sources, weighted 0.7 per "
-    "one-second moment back, plus popularity at weight 0.1) was chosen on the first 50% of "
-    "the stream only (most on its first 50,000 events, the blend weight on its first 20,000; "
-    "the moment weight among 0.6, 0.7 and 0.8, 100 against 200 neighbours per source, and "
-    "12, 16 or 20 sources, on the first 50,000, with `bench.tune`); the last 50% was never "
+    "alpha 0.4, row normalisation and the whole rows (200 neighbours) of its 16 most recent "
+    "items as sources, weighted 0.7 per one-second moment back, plus popularity at weight 0.1) "
+    "was chosen on the first 50% of the stream only (most on its first 50,000 events, the "
+    "blend weight on its first 20,000; the moment weight among 0.6, 0.7 and 0.8, 100, 150 or "
+    "200 neighbours read per source, and 12, 16 or 20 sources, on the first 50,000, with "
+    "`bench.tune`); the last 50% was never "
     "looked at while tuning. Baselines are untuned."
 )
 
@@ -147,8 +148,8 @@ def offline_markdown(report: dict[str, dict], command: str, source: str, events:
         f"{header(command, source, events)}\n"
         "HR@10 and NDCG@10 over scored events (MovieLens: all of them); coverage = distinct "
         "items recommended / items in the stream; popularity bias = share of list slots taken "
-        "by the top 10% of items by interactions; events/s of the offline replay (in-memory MemoryStore, "
-        "one process per model).\n\n"
+        "by the top 10% of items by interactions; events/s of the offline replay (the worker's "
+        "batch store over an in-memory MemoryStore, flushed after every event; one process per model).\n\n"
         f"{TUNING}\n\n"
         f"{table(report)}\n"
     )
