@@ -313,3 +313,32 @@ def test_held_rows_and_scores_are_what_the_store_holds_after_each_flush():
         assert [None if s != s else s for s in held] == inner.zscores("count", ["m", "o", "x"])
         batch.zincr("row", {"a": 2.0, "z": 2.0}, cap=2)  # first "a" and "z" tie with "n": "z" stays
         batch.zincr("count", {"m": 1.0, "o": 2.0})
+
+
+def test_an_empty_increment_changes_nothing_not_even_the_trim(store):
+    backend, prefix = store
+    backend.zincr(f"{prefix}row", {"a": 3.0, "b": 2.0, "c": 1.0})
+    backend.zincr(f"{prefix}row", {}, cap=1)
+    assert backend.ztop([f"{prefix}row"], 5) == [[("a", 3.0), ("b", 2.0), ("c", 1.0)]]
+
+
+def test_a_top_read_after_a_removal_still_holds_n_members():
+    inner = MemoryStore()
+    inner.zincr("row", {"a": 3.0, "b": 2.0, "c": 1.0})
+    batch = BatchStore(inner)
+    batch.zremove("row", ["b"])
+    assert batch.ztop(["row"], 2) == [[("a", 3.0), ("c", 1.0)]]
+
+
+def test_scores_known_before_a_batch_add_its_increments_as_the_store_does():
+    """base + (d1 + d2), the store's own sum, not (base + d1) + d2: equal to the last bit."""
+    inner = MemoryStore()
+    batch = BatchStore(inner, reusable=lambda key: True, reuse_seconds=3600)
+    batch.zincr("set", {"n": 0.1})
+    batch.flush()
+    assert batch.zscores("set", ["n"]) == [0.1]
+    batch.zincr("set", {"n": 0.2})
+    batch.zincr("set", {"n": 0.3})
+    read = batch.zscores("set", ["n"])
+    batch.flush()
+    assert read == inner.zscores("set", ["n"]) == [0.1 + (0.2 + 0.3)]

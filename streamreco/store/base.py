@@ -87,7 +87,7 @@ class Store(abc.ABC):
     # --- scored sets ---------------------------------------------------------------
     @abc.abstractmethod
     def zincr(self, key: str, deltas: Mapping[str, float], cap: int | None = None) -> None:
-        """Add ``deltas`` to members' scores; then keep at most ``cap`` top members."""
+        """Add ``deltas`` to members' scores; then keep at most ``cap`` top members (no ``deltas``: no change)."""
 
     @abc.abstractmethod
     def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
@@ -113,8 +113,10 @@ class Store(abc.ABC):
         """
         rows = []
         for entries in self.ztop(keys, WHOLE):
+            ids = self.members.of([member for member, _ in entries])
             scores = np.fromiter((score for _, score in entries), float, len(entries))
-            rows.append((self.members.of([member for member, _ in entries]), scores))
+            ids.flags.writeable = scores.flags.writeable = False
+            rows.append((ids, scores))
         return rows
 
     def zscores_of(self, key: str, ids: np.ndarray) -> np.ndarray:

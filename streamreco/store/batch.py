@@ -87,6 +87,9 @@ class BatchStore(Store):
         self._deltas: defaultdict[str, dict[str, float]] = defaultdict(dict)
         self._caps: dict[str, int] = {}
         self._removed: defaultdict[str, set[str]] = defaultdict(set)
+        # known members changed this batch: their score before it (None: absent or removed), so that
+        # a known score is that plus the batch's summed increment, the inner store's own addition
+        self._bases: defaultdict[str, dict[str, float | None]] = defaultdict(dict)
         self._merged_tops: dict[str, tuple[int, list[tuple[str, float]]]] = {}  # until the next write
         self._fresh: set[str] = set()  # sets first known, or known anew, this batch
 
@@ -110,19 +113,24 @@ class BatchStore(Store):
             self._merged_tops.pop(key, None)
             self._base_tops[key] = (1 << 62, [])
             self._known[key] = {}
+            self._bases.pop(key, None)
             self._drop_held(key)
             self._fresh.add(key)
 
     # --- scored sets ---------------------------------------------------------------------
     def zincr(self, key: str, deltas: Mapping[str, float], cap: int | None = None) -> None:
+        if not deltas:  # as Redis: nothing changes, not even the trim to the cap
+            return
         self._merged_tops.pop(key, None)
         pending = self._deltas[key]
         for member, delta in deltas.items():
             pending[member] = pending.get(member, 0.0) + delta
         if known := self._known.get(key):
-            for member, delta in deltas.items():
+            bases = self._bases[key]
+            for member in deltas:
                 if member in known:
-                    known[member] = (known[member] or 0.0) + delta
+                    base = bases[member] if member in bases else bases.setdefault(member, known[member])
+                    known[member] = (base or 0.0) + pending[member]
         if cap is not None:
             self._caps[key] = cap
         row, scores = self._rows.get(key), self._scores.get(key)
@@ -140,11 +148,12 @@ class BatchStore(Store):
         pending = self._deltas.get(key, {})
         removed = self._removed[key]
         known = self._known.get(key, {})
+        bases = self._bases[key]
         for member in members:
             pending.pop(member, None)
             removed.add(member)
             if member in known:
-                known[member] = None  # a removed member restarts from zero
+                known[member] = bases[member] = None  # a removed member restarts from zero
 
     def _base_top(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
         missing = [k for k in dict.fromkeys(keys) if self._base_tops.get(k, (0, None))[0] < n]
@@ -182,13 +191,14 @@ class BatchStore(Store):
 
     def _apply_batch(self, key: str, members: list[str], inner: list[float | None]) -> None:
         """Know ``members``' scores as the inner store's ``inner`` plus this batch's changes."""
-        known = self._known[key]
+        known, bases = self._known[key], self._bases[key]
         known.update(zip(members, inner, strict=True))
         pending, removed = self._deltas.get(key) or {}, self._removed.get(key) or ()
         for member in (m for m in members if m in pending or m in removed):
             if member in removed:  # a removed member restarts from zero
-                known[member] = pending.get(member)
+                known[member], bases[member] = pending.get(member), None
             else:
+                bases[member] = known[member]
                 known[member] = (known[member] or 0.0) + pending[member]
 
     def ztop(self, keys: Sequence[str], n: int) -> list[list[tuple[str, float]]]:
@@ -205,8 +215,13 @@ class BatchStore(Store):
 
         Only the members this batch changed move: they are taken out of the read
         top and put back where their new scores rank, the rest keeps its order.
+        A set with members removed is read that much further down, so that the
+        top still holds ``n`` of the others.
         """
         base_tops = self._base_top(keys, n)
+        if cut := [at for at, key in enumerate(keys) if self._removed.get(key)]:
+            for at in cut:
+                (base_tops[at],) = self._base_top([keys[at]], n + len(self._removed[keys[at]]))
         listed: dict[str, dict[str, float]] = {}  # changed sets: their changed members in the read top
         outside: dict[str, list[str]] = {}  # members raised this batch that the read top misses
         for key, base_rows in zip(keys, base_tops, strict=True):
@@ -326,7 +341,9 @@ class BatchStore(Store):
 
         Known scores already include the batch's changes. A changed top is kept
         only if it was merged this batch and is no longer than the set's cap; a
-        capped set's scores are dropped (trimming may have removed members).
+        capped set's scores are dropped (trimming may have removed members). Held
+        rows take the batch's scores as their base and are trimmed as the inner
+        store trims them; held scores of a capped set are dropped.
         """
         read_at = self._read_at
         oldest = time.monotonic() - self.reuse_seconds

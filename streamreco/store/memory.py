@@ -43,6 +43,8 @@ class MemoryStore(Store):
             self._ranked.pop(key, None)
 
     def zincr(self, key: str, deltas: Mapping[str, float], cap: int | None = None) -> None:
+        if not deltas:  # as Redis: nothing changes, not even the trim to the cap
+            return
         scores = self._sets.setdefault(key, {})
         ranked = self._ranked.setdefault(key, SortedList())
         for member, delta in deltas.items():
