@@ -17,7 +17,7 @@ the user's last items, each as a share of that item's count.
 Per call: the recent items' whole rows (at most ``neighbours`` each) and their
 neighbours' counts, read as arrays (:meth:`~streamreco.store.Store.zrows`,
 :meth:`~streamreco.store.Store.zscores_of`) and scored in numpy, whatever the
-catalogue size. Ties rank by item id, as Redis ranks them.
+catalogue size. Tied candidates rank by item name, descending, as Redis ranks a sorted set.
 
 >>> from online_models.profile import Profile
 >>> model = ItemCooccurrence()
@@ -185,8 +185,10 @@ class ItemCooccurrence(Recommender):
         # the distinct neighbours in order of first sight, where each pair's neighbour is in
         # them, and where each was first seen (so: by the most recent source)
         first_seen = self._first_seen(len(members))
-        positions = np.arange(len(ids))
-        first_seen[ids[::-1]] = positions[::-1]  # repeated ids: the last write, the first pair, stays
+        positions, start = np.arange(len(ids)), len(ids)
+        for row_ids, _ in reversed(rows):  # the newest source last, so its positions stay (a row has no repeats)
+            start -= len(row_ids)
+            first_seen[row_ids] = positions[start : start + len(row_ids)]
         first_of = first_seen[ids]
         is_first = first_of == positions
         first = np.flatnonzero(is_first)

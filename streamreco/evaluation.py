@@ -212,13 +212,14 @@ def replay_offline(
     split_at: Sequence[int] = (),
     history_size: int = 50,
 ) -> ReplayResult:
-    """Replay ``interactions`` through a fresh model on a :class:`MemoryStore`, test then train.
+    """Replay ``interactions`` through a fresh model, test then train.
 
     Per event, exactly what the worker does: the test list is the one last
     published for the user (a user with none yet gets an empty list: a scored
     miss); the model learns (when the event carries a weight); the profile
     records the event; the refreshed top ``n`` is published and remembered as
-    shown. ``model`` is a name for :func:`online_models.build_model` or a
+    shown. The model's state is in a :class:`BatchStore` over a :class:`MemoryStore`,
+    flushed after each event: a worker's batch of one. ``model`` is a name for :func:`online_models.build_model` or a
     factory called with the store. ``split_at`` lists event indexes where a new
     segment of the score starts; ``progress`` is called with the number of
     events done every 1,000 events.
