@@ -112,9 +112,9 @@ class ItemCooccurrence(Recommender):
 
     def _first_seen(self, ids: int) -> np.ndarray:
         """Scratch space by member id (``ids`` of them) for finding the distinct neighbours of a list."""
-        scratch = self.__dict__.get("_scratch")
+        scratch = getattr(self, "_scratch", None)
         if scratch is None or len(scratch) < ids:
-            scratch = self.__dict__["_scratch"] = np.zeros(max(ids, 1024) * 2, np.intp)
+            scratch = self._scratch = np.zeros(max(ids, 1024) * 2, np.intp)
         return scratch
 
     def learn_one(self, profile: Profile, item: str, weight: float, ts: float) -> None:
@@ -180,15 +180,15 @@ class ItemCooccurrence(Recommender):
         ids = np.concatenate([ids for ids, _ in rows])
         values = np.concatenate([scores for _, scores in rows])
         row_of = np.repeat(np.arange(len(rows)), lengths)
+        starts = np.cumsum(lengths) - lengths  # of each row's pairs
         members = state.members
         followed = members.of(following)  # (ids given before the scratch space is sized)
         # the distinct neighbours in order of first sight, where each pair's neighbour is in
         # them, and where each was first seen (so: by the most recent source)
         first_seen = self._first_seen(len(members))
-        positions, start = np.arange(len(ids)), len(ids)
-        for row_ids, _ in reversed(rows):  # the newest source last, so its positions stay (a row has no repeats)
-            start -= len(row_ids)
-            first_seen[row_ids] = positions[start : start + len(row_ids)]
+        positions = np.arange(len(ids))
+        for (row_ids, _), start in zip(reversed(rows), reversed(starts.tolist()), strict=True):
+            first_seen[row_ids] = positions[start : start + len(row_ids)]  # newest source last: its stay
         first_of = first_seen[ids]
         is_first = first_of == positions
         first = np.flatnonzero(is_first)
@@ -205,7 +205,7 @@ class ItemCooccurrence(Recommender):
         values[similarity] *= counts[where[similarity]] ** -self.alpha
         if self.row_norm:  # each history item gets one vote: its row divided by its maximum
             read = np.flatnonzero(lengths)
-            peaks = np.maximum.reduceat(values, (np.cumsum(lengths) - lengths)[read])
+            peaks = np.maximum.reduceat(values, starts[read])
             weights[read[read < len(similar)]] /= peaks[read < len(similar)]
         totals = np.bincount(where, weights=values * weights[row_of], minlength=len(pool))
         excluded = np.fromiter((at for at in map(members.ids.get, exclude) if at is not None), np.int64)

@@ -218,9 +218,10 @@ def replay_offline(
     published for the user (a user with none yet gets an empty list: a scored
     miss); the model learns (when the event carries a weight); the profile
     records the event; the refreshed top ``n`` is published and remembered as
-    shown. The model's state is in a :class:`BatchStore` over a :class:`MemoryStore`,
-    flushed after each event: a worker's batch of one. ``model`` is a name for :func:`online_models.build_model` or a
-    factory called with the store. ``split_at`` lists event indexes where a new
+    shown. The model's state is in a :class:`BatchStore` over a
+    :class:`MemoryStore`, flushed after each event: a worker's batch of one.
+    ``model`` is a name for :func:`online_models.build_model` or a factory
+    called with the store. ``split_at`` lists event indexes where a new
     segment of the score starts; ``progress`` is called with the number of
     events done every 1,000 events.
 

@@ -218,10 +218,9 @@ class BatchStore(Store):
         A set with members removed is read that much further down, so that the
         top still holds ``n`` of the others.
         """
+        if cut := [key for key in keys if self._removed.get(key)]:  # read deeper first, in one go
+            self._base_top(cut, n + max(len(self._removed[key]) for key in cut))
         base_tops = self._base_top(keys, n)
-        if cut := [at for at, key in enumerate(keys) if self._removed.get(key)]:
-            for at in cut:
-                (base_tops[at],) = self._base_top([keys[at]], n + len(self._removed[keys[at]]))
         listed: dict[str, dict[str, float]] = {}  # changed sets: their changed members in the read top
         outside: dict[str, list[str]] = {}  # members raised this batch that the read top misses
         for key, base_rows in zip(keys, base_tops, strict=True):
