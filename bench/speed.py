@@ -90,8 +90,9 @@ class Worker(WorkerProcess):
     def cpu_seconds(self) -> float:
         return process_cpu(self.pid)
 
-    def batch_totals(self) -> tuple[float, float, float]:
-        """Event batches so far, their messages and their seconds (processed and published), from /metrics."""
+    def batch_totals(self) -> tuple[float, float, float, float]:
+        """Event batches so far, their messages, their seconds (processed and published) and the
+        seconds of those spent publishing, from /metrics."""
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
             families = text_string_to_metric_families(response.read().decode())
         totals = {sample.name: sample.value for family in families for sample in family.samples
@@ -154,8 +155,9 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-#: What :meth:`Worker.batch_totals` reads: event batches, their messages, their seconds.
-BATCH_TOTALS = ("streamreco_batch_size_count", "streamreco_batch_size_sum", "streamreco_batch_seconds_sum")
+#: What :meth:`Worker.batch_totals` reads: event batches, their messages, their seconds, their publishing seconds.
+BATCH_TOTALS = ("streamreco_batch_size_count", "streamreco_batch_size_sum", "streamreco_batch_seconds_sum",
+                "streamreco_publish_seconds_sum")
 
 #: The services beside the workers, by a word of their command line.
 SERVICES = {"tansu": "broker", "redis-server": "Redis"}
@@ -280,7 +282,7 @@ class Freshness:
     complete: bool = True
     producer_seconds: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)  # % of one core over the window, by process
-    batches: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the workers' event batches, messages, seconds
+    batches: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # the workers' event batches, messages, seconds, publishing seconds
 
     def p(self, q: float) -> float:
         return percentile(self.ms, q)
@@ -695,13 +697,15 @@ def render(args: argparse.Namespace, report: dict, argv: list[str], seconds: flo
                      f"{f(fr.p(50))} | {f(fr.p(95))} | {f(fr.p(99))} | {f(max(fr.ms) if fr.ms else float('nan'))} |")
     lines += ["", "Where each window's time went: CPU by process, in % of one core (the machine has 2), from "
               "the first event produced to the last one processed; and the workers' event batches, from their "
-              "metrics (a batch's time runs from taking it to the broker acknowledging its lists).", "",
-              "| workers | load | workers % | broker % | Redis % | producer % | batches | events/batch | ms/batch |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "metrics (a batch's time runs from taking it to the broker acknowledging its lists; publishing, from "
+              "its first message sent to that acknowledgement).", "",
+              "| workers | load | workers % | broker % | Redis % | producer % | batches | events/batch | ms/batch | of which publishing |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for (key, label), fr in report.get("freshness", {}).items():
-        n, size, seconds = fr.batches
+        n, size, seconds, publishing = fr.batches
         lines.append(f"| {key} | {label} | " + " | ".join(f(fr.cpu.get(p, float('nan'))) for p in ("workers", "broker", "Redis", "producer"))
-                     + f" | {n:,.0f} | {f(size / n if n else float('nan'), 1)} | {f(1000 * seconds / n if n else float('nan'), 1)} |")
+                     + f" | {n:,.0f} | {f(size / n if n else float('nan'), 1)} | {f(1000 * seconds / n if n else float('nan'), 1)}"
+                     f" | {f(1000 * publishing / n if n else float('nan'), 1)} |")
     if memory:
         lines += ["", "## Redis memory", "",
                   f"After the one-worker run. Per user: median `MEMORY USAGE` of {memory['profiles_sampled']:,} "

@@ -8,9 +8,11 @@ each topic's part goes to its processor:
 * catalog topic -> :class:`~streams.catalog.CatalogProcessor`.
 
 Processing runs in one worker thread so that the event loop keeps serving the
-consumer's heartbeats and the web server while a batch is computed; a store or
+consumer's heartbeats and the web server while a batch is computed, and the
+broker acknowledges one batch's output while the next is computed; a store or
 broker error is retried with backoff, never dropped (a publish tried again may
-send some messages twice: lists are keyed, so the latest one still wins).
+send some messages twice: lists are keyed, and a batch's lists are sent only
+once the last batch's were acknowledged, so the latest one still wins).
 Every batch is measured by :class:`~streams.metrics.WorkerMetrics`.
 """
 
@@ -127,7 +129,10 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
         state.lists_published += len(result.lists)
         state.events_processed += result.processed
 
-    async def handle(topic: str, messages: list[RawMessage]) -> None:
+    sending: asyncio.Task | None = None  # the last batch's output, until the broker acknowledged it
+
+    async def handle(topic: str, messages: list[RawMessage]) -> asyncio.Task:
+        nonlocal sending
         stream, process = processors[topic]
         loop = asyncio.get_running_loop()
         started, clock = time.time(), time.perf_counter()
@@ -139,8 +144,16 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
             log.exception("batch failed")
             result = BatchResult(dead_letters=[DeadLetter(m, f"worker error: {exc!r}") for m in messages])
         state.metrics.observe_batch(stream, messages, result, time.perf_counter() - clock)
-        await _retrying(state, "broker", (KafkaError,), lambda: publish(result))
-        state.metrics.observe_published(stream, messages, result, started)
+        if sending is not None:  # a batch's lists never overtake the last one's, even when those are sent again
+            await sending
+
+        async def send_and_observe() -> None:
+            publishing = time.perf_counter()
+            await _retrying(state, "broker", (KafkaError,), lambda: publish(result))
+            state.metrics.observe_published(stream, messages, result, started, time.perf_counter() - publishing)
+
+        sending = asyncio.ensure_future(send_and_observe())
+        return sending
 
     state.consumer = BatchConsumer(settings, processors, handle, loop=app.loop, beacon=app.beacon)
 

@@ -8,15 +8,19 @@ consumes with one :class:`aiokafka.AIOKafkaConsumer` in the app's consumer group
 Faust keeps what it is good at: the app's lifecycle, its producer, timers and web
 server (the app runs ``producer_only``, so Faust joins no group of its own).
 
-Offsets are committed after their batch's output has been acknowledged, at most
-once per ``commit_interval`` and always before partitions are given away or the
-worker stops. A batch interrupted by a rebalance or a crash is delivered again;
+The handler processes a batch and sends its output, and returns the
+acknowledgement of that output, which the consumer awaits only after it has
+handed over the next batch: a batch is processed while the broker acknowledges
+the one before it. Offsets are committed after their batch's output has been
+acknowledged, at most once per ``commit_interval`` and always before
+partitions are given away or the worker stops. A batch interrupted by a rebalance or a crash is delivered again;
 the processors recognise what they already applied (see
 :meth:`streams.processor.EventProcessor.process`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -30,8 +34,9 @@ from streams.processor import RawMessage
 
 log = logging.getLogger(__name__)
 
-#: ``await handle(topic, messages)``: process and publish one topic's part of a batch.
-BatchHandler = Callable[[str, list[RawMessage]], Awaitable[None]]
+#: ``await handle(topic, messages)``: process one topic's part of a batch and send its output;
+#: the awaitable it returns completes when the broker has acknowledged that output.
+BatchHandler = Callable[[str, list[RawMessage]], Awaitable[Awaitable[None]]]
 
 
 def raw_message(record) -> RawMessage:  # noqa: ANN001 - aiokafka's ConsumerRecord
@@ -52,6 +57,8 @@ class BatchConsumer(Service):
         self.consumer: AIOKafkaConsumer | None = None
         #: partition -> the next offset to commit (one past the last record handled)
         self._handled: dict[TopicPartition, int] = {}
+        #: the last batch handed over: its output's acknowledgement, and its offsets to commit then
+        self._unacknowledged: tuple[Awaitable[list[None]], dict[TopicPartition, int]] | None = None
         self._committed_at = time.monotonic()
         super().__init__(**kwargs)
 
@@ -90,16 +97,26 @@ class BatchConsumer(Service):
             by_topic: dict[str, list[RawMessage]] = {}
             for tp, records in batches.items():
                 by_topic.setdefault(tp.topic, []).extend(raw_message(r) for r in records)
-            for topic, messages in by_topic.items():
-                await self.handle(topic, messages)
-            for tp, records in batches.items():
-                self._handled[tp] = records[-1].offset + 1
+            acknowledgements = [await self.handle(topic, messages) for topic, messages in by_topic.items()]
+            await self._acknowledged()  # the batch before this one
+            if batches:
+                self._unacknowledged = (asyncio.gather(*acknowledgements),
+                                        {tp: records[-1].offset + 1 for tp, records in batches.items()})
             if self._handled and time.monotonic() - self._committed_at >= self.commit_interval:
                 await self.commit()
+
+    async def _acknowledged(self) -> None:
+        """Wait for the last batch's output to be acknowledged; its offsets may then be committed."""
+        if self._unacknowledged is not None:
+            acknowledgement, offsets = self._unacknowledged
+            await acknowledgement
+            self._unacknowledged = None
+            self._handled.update(offsets)
 
     async def commit(self, partitions: Iterable[TopicPartition] | None = None) -> None:
         """Commit the handled offsets of ``partitions`` (default: all still assigned)."""
         assert self.consumer is not None
+        await self._acknowledged()
         chosen = self._handled.keys() if partitions is None else set(partitions) & self._handled.keys()
         offsets = {tp: self._handled.pop(tp) for tp in list(chosen)}
         self._committed_at = time.monotonic()

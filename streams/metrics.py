@@ -82,6 +82,9 @@ class WorkerMetrics:
         self.batch_seconds = Histogram("streamreco_batch_seconds", "Seconds to process and "
                                        "publish one batch", ["stream"],
                                        buckets=BATCH_SECONDS_BUCKETS, registry=r)
+        self.publish_seconds = Histogram("streamreco_publish_seconds", "Seconds from a batch's "
+                                         "first message sent to the broker acknowledging all of "
+                                         "them", ["stream"], buckets=BATCH_SECONDS_BUCKETS, registry=r)
         self.event_seconds = Histogram("streamreco_event_processing_seconds", "Processing time "
                                        "per message (a batch's processing time / its size, "
                                        "one observation per batch)", ["stream"],
@@ -129,9 +132,11 @@ class WorkerMetrics:
                 offsets[key] = max(offsets.get(key, 0), message.offset + 1)
 
     def observe_published(
-        self, stream: str, messages: Iterable[RawMessage], result: BatchResult, started: float
+        self, stream: str, messages: Iterable[RawMessage], result: BatchResult, started: float,
+        publishing: float,
     ) -> None:
-        """What a batch started at ``started`` (Unix time) published, acknowledged just now.
+        """What a batch started at ``started`` (Unix time) published, acknowledged just now
+        after ``publishing`` seconds of sending.
 
         Freshness is measured from the Kafka timestamp of the user's latest
         message in the batch: with ``coalesce_lists`` (the default) exactly the
@@ -140,6 +145,7 @@ class WorkerMetrics:
         """
         now = time.time()
         self.batch_seconds.labels(stream).observe(now - started)
+        self.publish_seconds.labels(stream).observe(publishing)
         self.lists.inc(len(result.lists))
         self.tombstones.inc(len(getattr(result, "tombstones", ())))
         produced = {m.key: m.timestamp for m in messages if m.timestamp is not None}

@@ -107,13 +107,14 @@ def test_a_batch_is_counted_by_type_and_its_lists_measured_from_the_record_times
     resent = fresh.model_copy(update={"user_id": "u2", "generated_at": now - 60})  # a stored list sent again
     result = BatchResult(lists=[fresh, resent], processed=3, by_type={"view": 2, "purchase": 1}, duplicates=1)
     metrics.observe_batch("events", messages, result, seconds=0.003)
-    metrics.observe_published("events", messages, result, started=now - 0.5)
+    metrics.observe_published("events", messages, result, started=now - 0.5, publishing=0.2)
 
     assert metrics.value("streamreco_events_processed_total", stream="events", type="view") == 2
     assert metrics.value("streamreco_events_processed_total", stream="events", type="purchase") == 1
     assert metrics.value("streamreco_duplicates_total", stream="events") == 1
     assert metrics.value("streamreco_lists_published_total") == 2
     assert metrics.value("streamreco_event_processing_seconds_sum", stream="events") == pytest.approx(0.001)
+    assert metrics.value("streamreco_publish_seconds_sum", stream="events") == pytest.approx(0.2)
     assert metrics.value("streamreco_freshness_seconds_count") == 1  # the re-sent list is not measured
     assert metrics.value("streamreco_freshness_seconds_bucket", le="0.5") == 0  # from u1's last event: ~1 s
     assert metrics.value("streamreco_freshness_seconds_bucket", le="2.5") == 1

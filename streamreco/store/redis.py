@@ -26,7 +26,7 @@ for _, key in ipairs(KEYS) do
     redis.call('ZINCRBY', key, ARGV[at + 1], ARGV[at])
     at = at + 2
   end
-  if cap > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1)) end
+  if cap > 0 and redis.call('ZCARD', key) > cap then redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1)) end
 end
 return #KEYS
 """
