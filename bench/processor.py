@@ -27,6 +27,7 @@ import sys
 import time
 import uuid
 
+from online_models import DEFAULT_MODEL
 from producers.synthetic import ShopSimulation
 from streamreco.events import ShopEvent, dumps
 from streamreco.settings import Settings
@@ -88,7 +89,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--model", default="blend")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--repeat", type=int, default=1, help="passes, each in a fresh namespace")
     parser.add_argument("--profile", type=int, default=None, metavar="SIZE", help="cProfile the batches of this size")

@@ -64,6 +64,7 @@ from kafka import KafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.harness import WorkerProcess
+from online_models import DEFAULT_MODEL
 from streamreco import embedded
 from streamreco.settings import Settings
 
@@ -751,12 +752,12 @@ def render(args: argparse.Namespace, report: dict, argv: list[str], seconds: flo
                       "a few top-k reads per list instead of co-occurrence scoring), so that nearly all that "
                       "is left is consuming, parsing, storing and publishing; both runs under py-spy.", "",
                       "| model | events | events/s | CPU us/event |", "|---|---|---|---|",
-                      f"| blend (default) | {profiled.events:,} | {f(profiled.rate)} | "
+                      f"| {DEFAULT_MODEL} (default) | {profiled.events:,} | {f(profiled.rate)} | "
                       f"{f(profiled.cpu_us_per_event)} |",
                       f"| popularity (floor) | {floor.events:,} | {f(floor.rate)} | {f(floor.cpu_us_per_event)} |", ""]
         layers = dict(floor_profile.layers) if floor_profile else {}
         lines += ["By layer (the innermost frame of each sample; numpy counts as the code that called it):", "",
-                  "| layer | % of samples, blend | % of samples, popularity (floor) |", "|---|---|---|"]
+                  f"| layer | % of samples, {DEFAULT_MODEL} | % of samples, popularity (floor) |", "|---|---|---|"]
         lines += [f"| {name} | {share:.1f} | {f(layers.get(name, float('nan')), 1)} |" for name, share in profile.layers]
         lines += ["", "| inclusive % | function |", "|---|---|"]
         lines += [f"| {share:.1f} | `{name}` |" for name, share in profile.inclusive]

@@ -1,12 +1,11 @@
 """Tuning runs on the first half of MovieLens-100K only (EVALUATION.md: no tuning on the answer).
 
-Each argument is a JSON object of :class:`~online_models.ItemCooccurrence` options, plus
-optionally ``"popularity"`` (an object of :class:`~online_models.Popularity` options) and
-``"weights"`` (the two blend weights); the default blend with those changes is replayed
-prequentially, exactly as ``bench.quality`` does, on the first ``--limit`` events (default
-50,000, half the stream), and HR@10 / NDCG@10 are printed per option set.
+Each argument is a JSON object of :class:`~online_models.ItemCooccurrence` options; the
+default model with those changes is replayed prequentially, exactly as ``bench.quality``
+does, on the first ``--limit`` events (default 50,000, half the stream), and HR@10 /
+NDCG@10 are printed per option set.
 
-    python -m bench.tune '{}' '{"source_recency": 0.7, "moment": 1.0}' '{"weights": [1.0, 0.2]}' --jobs 2
+    python -m bench.tune '{}' '{"source_recency": 0.7, "moment": 1.0}' '{"neighbours": 300}' --jobs 2
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 
-from online_models import Blend, ItemCooccurrence, Popularity
+from online_models import ItemCooccurrence
 from producers.movielens import load_ratings, to_events
 from streamreco.evaluation import ReplayResult, replay_offline
 from streamreco.store import Store
@@ -26,22 +25,18 @@ from streamreco.store import Store
 TUNING_EVENTS = 50_000
 
 
-def blend_with(options: dict, store: Store) -> Blend:
-    """The default blend with these co-occurrence options (and popularity options and weights)."""
-    options = dict(options)
-    popularity = Popularity(store=store, **options.pop("popularity", {}))
-    weights = options.pop("weights", [1.0, 0.1])
-    return Blend([ItemCooccurrence(store=store, **options), popularity], weights)
+def default_with(options: dict, store: Store) -> ItemCooccurrence:
+    """The default model (co-occurrence) with these options."""
+    return ItemCooccurrence(store=store, **options)
 
 
 def run(options: dict, limit: int) -> ReplayResult:
-    return replay_offline(partial(blend_with, options), list(to_events(load_ratings()))[:limit])
+    return replay_offline(partial(default_with, options), list(to_events(load_ratings()))[:limit])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.tune", description=__doc__.split("\n\n")[0])
-    parser.add_argument("options", nargs="+", type=json.loads, help="JSON objects of ItemCooccurrence options"
-                        " (and of 'popularity' options and 'weights')")
+    parser.add_argument("options", nargs="+", type=json.loads, help="JSON objects of ItemCooccurrence options")
     parser.add_argument("--limit", type=int, default=TUNING_EVENTS, help="events replayed (at most the first half)")
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args(argv)

@@ -1,5 +1,7 @@
 """Online recommendation models, all learning one event at a time.
 
+>>> type(build_model(DEFAULT_MODEL)).__name__
+'ItemCooccurrence'
 >>> model = build_model("blend")
 >>> type(model).__name__, [type(m).__name__ for m in model.models]
 ('Blend', ['ItemCooccurrence', 'Popularity'])
@@ -14,11 +16,13 @@ from online_models.mf import MatrixFactorisation
 from online_models.popularity import Popularity
 from online_models.profile import Profile
 from online_models.ranking import recommend
+from streamreco.settings import Settings
 from streamreco.store import MemoryStore, Store
 
 __all__ = [
     "Blend",
     "Candidate",
+    "DEFAULT_MODEL",
     "ItemCooccurrence",
     "MatrixFactorisation",
     "Popularity",
@@ -29,6 +33,8 @@ __all__ = [
 ]
 
 MODEL_NAMES = ("blend", "popularity", "cooccurrence", "mf")
+#: What a worker runs unless told otherwise (the settings' default).
+DEFAULT_MODEL: str = Settings.model_fields["model"].default
 
 
 def build_model(name: str, store: Store | None = None, namespace: str = "sr") -> Recommender:
@@ -40,7 +46,7 @@ def build_model(name: str, store: Store | None = None, namespace: str = "sr") ->
         return ItemCooccurrence(store=store, namespace=namespace)
     if name == "mf":
         return MatrixFactorisation(store=store, namespace=namespace)
-    if name == "blend":  # the default; its settings were tuned on the first half of MovieLens
+    if name == "blend":
         return Blend(
             [
                 ItemCooccurrence(store=store, namespace=namespace),

@@ -18,6 +18,8 @@ Per call: the recent items' whole rows (at most ``neighbours`` each) and their
 neighbours' counts, read as arrays (:meth:`~streamreco.store.Store.zrows`,
 :meth:`~streamreco.store.Store.zscores_of`) and scored in numpy, whatever the
 catalogue size. Tied candidates rank by item name, descending, as Redis ranks a sorted set.
+Where the neighbours are fewer than asked for (a newcomer has none), the most
+interacted-with items fill the list after them.
 
 >>> from online_models.profile import Profile
 >>> model = ItemCooccurrence()
@@ -25,15 +27,15 @@ catalogue size. Tied candidates rank by item name, descending, as Redis ranks a 
 >>> for item in ["tent", "stove", "lamp"]:
 ...     model.learn_one(alice, item, weight=1.0, ts=0.0)
 ...     alice.add(item, ts=0.0, weight=1.0)
+>>> model.learn_one(Profile("carol"), "mug", weight=1.0, ts=0.0)
 >>> bob = Profile("bob"); bob.add("tent", ts=1.0, weight=1.0)
->>> list(model.candidates(bob, k=3))
-['stove', 'lamp']
->>> model.candidates(bob, k=3)["stove"].reason
-'similar_to:tent'
+>>> {item: c.reason for item, c in model.candidates(bob, k=3, exclude=bob.seen).items()}
+{'stove': 'similar_to:tent', 'lamp': 'similar_to:tent', 'mug': 'popular'}
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
@@ -160,17 +162,33 @@ class ItemCooccurrence(Recommender):
             newcomers = newcomers or not similar
         neighbours = [ids for ids, _ in state.zrows(list(rows))]
         if newcomers:
-            state.ztop([keys.counts()], k)
+            state.ztop([keys.counts()], 2 * k)  # what their lists read (see _fill)
         state.zscores_of(keys.counts(), np.concatenate([*neighbours, state.members.of(followed)]))
 
     def candidates(self, profile: Profile, k: int, exclude: Collection[str] = ()) -> dict[str, Candidate]:
         if k <= 0:
             return {}
-        keys, state = self.keys, self.state
         similar, steps, following = self._sources(profile)
-        if not similar:  # a newcomer: the most interacted-with items (it has seen nothing)
-            (rows,) = state.ztop([keys.counts()], k)
-            return {item: Candidate(count, "popular") for item, count in rows}
+        found = self._neighbours(similar, steps, following, k, exclude) if similar else {}
+        return found if len(found) >= k else self._fill(found, k, exclude)
+
+    def _fill(self, found: dict[str, Candidate], k: int, exclude: Collection[str]) -> dict[str, Candidate]:
+        """``found`` and after them, up to ``k`` in all, the most interacted-with items: a
+        newcomer's list, or the rest of a list whose user's items have few neighbours yet."""
+        (rows,) = self.state.ztop([self.keys.counts()], 2 * k + len(exclude))  # enough, whatever is left out
+        if not rows:
+            return found
+        # scored by count, scaled below the weakest neighbour found: they rank after every one
+        scale = min(c.score for c in found.values()) / (rows[0][1] + 1.0) if found else 1.0
+        fill = ((item, count) for item, count in rows if item not in found and item not in exclude)
+        return found | {item: Candidate(count * scale, "popular")
+                        for item, count in itertools.islice(fill, k - len(found))}
+
+    def _neighbours(
+        self, similar: list[str], steps: list[int], following: list[str], k: int, exclude: Collection[str]
+    ) -> dict[str, Candidate]:
+        """The ``k`` best-scored neighbours of the user's recent items ``similar``."""
+        keys, state = self.keys, self.state
         sources = similar + following
         rows = state.zrows(self._rows(similar, following))
         lengths = np.array([len(ids) for ids, _ in rows])

@@ -228,7 +228,7 @@ def test_a_worker_exports_what_it_did_and_logs_json(settings_factory, worker_fac
     assert not any(lags.values())
     assert value(samples, "streamreco_batch_size_sum", stream="events") == len(events)
     assert value(samples, "streamreco_online_scored_events") > 0
-    assert value(samples, "streamreco_model_info", model="blend", top_n="10", window="10000",
+    assert value(samples, "streamreco_model_info", model=settings.model, top_n="10", window="10000",
                  version=dict(next(k[1] for k in samples if k[0] == "streamreco_model_info"))["version"]) == 1
     assert worker.health()["broker"] is True
 

@@ -123,11 +123,12 @@ def test_excluded_items_leave_room_for_others(name: str) -> None:
     assert list(found) == [item for item in everything if item not in excluded][:2]
 
 
-def test_a_list_is_full_when_popular_items_make_up_for_seen_neighbours() -> None:
+@pytest.mark.parametrize("name", ["cooccurrence", "blend"])
+def test_a_list_is_full_when_popular_items_make_up_for_seen_neighbours(name: str) -> None:
     """A reader who has seen a whole clique of items still gets n items: popular ones fill in."""
     from online_models import ranking
 
-    model = build_model("blend", MemoryStore())
+    model = build_model(name, MemoryStore())
     clique = [f"c{k}" for k in range(25)]
     learn_sessions(model, [clique] * 3 + [[f"p{k}"] for k in range(12)])
     reader = history(*((item, T0 + k) for k, item in enumerate(clique)))

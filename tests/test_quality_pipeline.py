@@ -9,6 +9,7 @@ import pytest
 
 from bench import quality
 from bench.pipeline_quality import relative_difference, replay_through_pipeline, score_published
+from online_models import DEFAULT_MODEL
 from producers.movielens import load_ratings, to_events
 from streamreco.cli import build_parser
 from streamreco.evaluation import replay_offline
@@ -31,9 +32,9 @@ def movielens_prefix() -> list[ShopEvent]:
 def test_pipeline_scores_agree_with_offline_replay(settings_factory, movielens_prefix, tmp_path: Path) -> None:
     events = movielens_prefix
     half = [len(events) // 2]
-    settings = settings_factory(model="blend", partitions=1, coalesce_lists=False, quality_window=len(events))
+    settings = settings_factory(model=DEFAULT_MODEL, partitions=1, coalesce_lists=False, quality_window=len(events))
     pipeline, health = replay_through_pipeline(settings, events, tmp_path, split_at=half)
-    offline = replay_offline("blend", events, split_at=half)
+    offline = replay_offline(DEFAULT_MODEL, events, split_at=half)
 
     # every event processed once and answered by its own list (replay_through_pipeline raises otherwise)
     assert health["events_processed"] == health["lists_published"] == len(events)
@@ -72,7 +73,7 @@ def test_an_event_meets_the_list_caused_by_its_users_previous_event() -> None:
 def test_streamreco_bench_quality_forwards_the_pipeline_options() -> None:
     rest = build_parser().parse_args(["bench", "quality", "--pipeline", "--partitions", "1,4", "--limit", "9"]).rest
     args = quality.parse_args(rest)
-    assert (args.pipeline, args.models, args.partitions, args.limit) == (True, ["blend"], [1, 4], 9)
+    assert (args.pipeline, args.models, args.partitions, args.limit) == (True, [DEFAULT_MODEL], [1, 4], 9)
     assert quality.parse_args([]).models == quality.DEFAULT_MODELS
     with pytest.raises(SystemExit):  # a baseline lives only in the offline replay
         quality.parse_args(["--pipeline", "--models", "river-funkmf"])
@@ -88,14 +89,14 @@ def test_each_mode_rewrites_only_its_own_section_of_the_results(tmp_path: Path) 
     assert results.read_text() == f"# Quality\n\noffline table 2\n\n{quality.PIPELINE_HEADING}\n\npipeline table 2\n"
 
 
-def test_tuning_runs_score_the_blend_with_the_given_options(movielens_prefix, capsys) -> None:
-    """``bench.tune`` replays the default blend with each option set, as the quality bench does."""
+def test_tuning_runs_score_the_default_with_the_given_options(movielens_prefix, capsys) -> None:
+    """``bench.tune`` replays the default model with each option set, as the quality bench does."""
     from bench import tune
 
     assert tune.main(['{"moment": null, "source_recency": null}', "{}", "--limit", "300"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.rsplit(": HR@10", 1)[0] for line in lines] == ['{"moment": null, "source_recency": null}', "{}"]
-    default = replay_offline("blend", movielens_prefix[:300])
+    default = replay_offline(DEFAULT_MODEL, movielens_prefix[:300])
     assert lines[1].endswith(f"HR@10 {default.total.hr:.4f}, NDCG@10 {default.total.ndcg:.4f} (300 events)")
     with pytest.raises(SystemExit):  # the second half is never looked at while tuning
         tune.main(["{}", "--limit", str(tune.TUNING_EVENTS + 1)])
