@@ -240,8 +240,9 @@ class ItemCooccurrence(Recommender):
         best = _best(totals, k, lambda at: names[pool[at]])
         # the most recent source listing each neighbour: the row of its first pair
         origin = row_of[first[best]].tolist()
+        reasons = [f"similar_to:{source}" for source in sources]
         return {
-            names[item]: Candidate(total, f"similar_to:{sources[source]}")
+            names[item]: Candidate(total, reasons[source])
             for item, total, source in zip(pool[best].tolist(), totals[best].tolist(), origin, strict=True)
         }
 
