@@ -91,14 +91,13 @@ class Worker(WorkerProcess):
     def cpu_seconds(self) -> float:
         return process_cpu(self.pid)
 
-    def batch_totals(self) -> tuple[float, float, float, float]:
-        """Event batches so far, their messages, their seconds (processed and published) and the
-        seconds of those spent publishing, from /metrics."""
+    def batch_totals(self) -> tuple[float, ...]:
+        """The totals of :data:`BATCH_TOTALS` so far, from /metrics."""
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
             families = text_string_to_metric_families(response.read().decode())
-        totals = {sample.name: sample.value for family in families for sample in family.samples
-                  if sample.labels.get("stream") == "events"}
-        return tuple(totals.get(name, 0.0) for name in BATCH_TOTALS)
+        totals = {(sample.name, label): sample.value for family in families for sample in family.samples
+                  for label in sample.labels.items()}
+        return tuple(totals.get(total, 0.0) for total in BATCH_TOTALS)
 
     def memory_mb(self) -> tuple[float, float]:
         """Resident and peak resident memory, MB."""
@@ -156,9 +155,13 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-#: What :meth:`Worker.batch_totals` reads: event batches, their messages, their seconds, their publishing seconds.
-BATCH_TOTALS = ("streamreco_batch_size_count", "streamreco_batch_size_sum", "streamreco_batch_seconds_sum",
-                "streamreco_publish_seconds_sum")
+#: What :meth:`Worker.batch_totals` reads: event batches, their messages, their seconds, their
+#: publishing seconds; full garbage collections and their seconds.
+BATCH_TOTALS = tuple(
+    [(name, ("stream", "events")) for name in ("streamreco_batch_size_count", "streamreco_batch_size_sum",
+                                               "streamreco_batch_seconds_sum", "streamreco_publish_seconds_sum")]
+    + [(name, ("generation", "2")) for name in ("streamreco_gc_pause_seconds_count", "streamreco_gc_pause_seconds_sum")]
+)
 
 #: The services beside the workers, by a word of their command line.
 SERVICES = {"tansu": "broker", "redis-server": "Redis"}
@@ -283,7 +286,7 @@ class Freshness:
     complete: bool = True
     producer_seconds: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)  # % of one core over the window, by process
-    batches: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # the workers' event batches, messages, seconds, publishing seconds
+    batches: tuple[float, ...] = (0.0,) * len(BATCH_TOTALS)  # the workers' totals over the window
 
     def p(self, q: float) -> float:
         return percentile(self.ms, q)
@@ -699,14 +702,15 @@ def render(args: argparse.Namespace, report: dict, argv: list[str], seconds: flo
     lines += ["", "Where each window's time went: CPU by process, in % of one core (the machine has 2), from "
               "the first event produced to the last one processed; and the workers' event batches, from their "
               "metrics (a batch's time runs from taking it to the broker acknowledging its lists; publishing, from "
-              "its first message sent to that acknowledgement).", "",
-              "| workers | load | workers % | broker % | Redis % | producer % | batches | events/batch | ms/batch | of which publishing |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "its first message sent to that acknowledgement, while the next batch is processed); and the "
+              "workers' full garbage collections (`streamreco_gc_pause_seconds`, generation 2).", "",
+              "| workers | load | workers % | broker % | Redis % | producer % | batches | events/batch | ms/batch | of which publishing | full GCs | GC ms |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (key, label), fr in report.get("freshness", {}).items():
-        n, size, seconds, publishing = fr.batches
+        n, size, seconds, publishing, collections, collecting = fr.batches
         lines.append(f"| {key} | {label} | " + " | ".join(f(fr.cpu.get(p, float('nan'))) for p in ("workers", "broker", "Redis", "producer"))
                      + f" | {n:,.0f} | {f(size / n if n else float('nan'), 1)} | {f(1000 * seconds / n if n else float('nan'), 1)}"
-                     f" | {f(1000 * publishing / n if n else float('nan'), 1)} |")
+                     f" | {f(1000 * publishing / n if n else float('nan'), 1)} | {collections:,.0f} | {f(1000 * collecting)} |")
     if memory:
         lines += ["", "## Redis memory", "",
                   f"After the one-worker run. Per user: median `MEMORY USAGE` of {memory['profiles_sampled']:,} "

@@ -21,7 +21,9 @@ the README's Operations section says what each one means.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -52,6 +54,22 @@ FRESHNESS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 PER_EVENT_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1)
 BATCH_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+GC_PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
+
+#: The metrics that time this process's garbage collections (see :func:`_time_collection`).
+_timing_collections: weakref.WeakSet = weakref.WeakSet()
+_collection_started = 0.0
+
+
+def _time_collection(phase: str, info: dict[str, Any]) -> None:
+    """A :data:`gc.callbacks` entry: every collection's pause, into each live :class:`WorkerMetrics`."""
+    global _collection_started
+    if phase == "start":
+        _collection_started = time.perf_counter()
+        return
+    pause = time.perf_counter() - _collection_started
+    for metrics in list(_timing_collections):
+        metrics.gc_pauses.labels(str(info["generation"])).observe(pause)
 
 
 class WorkerMetrics:
@@ -92,6 +110,13 @@ class WorkerMetrics:
         self.freshness = Histogram("streamreco_freshness_seconds", "Kafka timestamp of the "
                                    "user's event -> its refreshed list acknowledged by the "
                                    "broker", buckets=FRESHNESS_BUCKETS, registry=r)
+        self.gc_pauses = Histogram("streamreco_gc_pause_seconds", "Pauses of the garbage "
+                                   "collector, by generation (2: a full collection; every "
+                                   "thread waits)", ["generation"], buckets=GC_PAUSE_BUCKETS,
+                                   registry=r)
+        if _time_collection not in gc.callbacks:
+            gc.callbacks.append(_time_collection)
+        _timing_collections.add(self)
         self.errors = Counter("streamreco_errors", "Failed calls to Redis or the broker",
                               ["service"], registry=r)
         self.retries = Counter("streamreco_retries", "Calls to Redis or the broker tried "

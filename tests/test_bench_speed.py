@@ -36,11 +36,13 @@ def test_quick_run_writes_every_section(
     assert fresh is not None, text
     lists, p50, p95, p99 = (int(g.replace(",", "")) for g in fresh.groups())
     assert lists > 0 and 0 <= p50 <= p95 <= p99
-    spent = re.search(r"^\| 1 \| fixed \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| ([\d.]+) \| ([\d.]+) \|$",
-                      text, re.MULTILINE)
+    spent = re.search(r"^\| 1 \| fixed \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| ([\d.]+) \| ([\d.]+) "
+                      r"\| ([\d.]+) \| ([\d,]+) \| ([\d,]+) \|$", text, re.MULTILINE)
     assert spent is not None, text
-    worker_cpu, broker_cpu, _, producer_cpu, batches, size, _ = (float(g.replace(",", "")) for g in spent.groups())
+    worker_cpu, broker_cpu, _, producer_cpu, batches, size, batch_ms, publish_ms, _, gc_ms = (
+        float(g.replace(",", "")) for g in spent.groups())
     assert worker_cpu > 0 and broker_cpu > 0 and producer_cpu > 0 and batches > 0 and size >= 1
+    assert 0 < publish_ms <= batch_ms and gc_ms >= 0
     profile = re.search(r"median `MEMORY USAGE` of ([\d,]+) `profile` keys: \*\*([\d,]+) B\*\*", text)
     assert profile is not None and int(profile[2].replace(",", "")) > 0
     mine = re.compile(rb"^bs[0-9a-f]{8}-")

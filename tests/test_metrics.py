@@ -121,6 +121,17 @@ def test_a_batch_is_counted_by_type_and_its_lists_measured_from_the_record_times
     assert metrics.processed_offsets == {("events", 0): 9, ("events", 1): 4}
 
 
+def test_every_garbage_collection_pause_is_timed_by_generation() -> None:
+    import gc
+
+    metrics = WorkerMetrics(Settings())
+    before = metrics.value("streamreco_gc_pause_seconds_count", generation="2") or 0
+    gc.collect()
+    gc.collect()
+    assert metrics.value("streamreco_gc_pause_seconds_count", generation="2") == before + 2
+    assert metrics.value("streamreco_gc_pause_seconds_sum", generation="2") > 0
+
+
 # --- against the real broker -----------------------------------------------------------
 
 
