@@ -40,12 +40,12 @@ from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
-from online_models.base import Candidate, Recommender
+from online_models.base import BatchedRecommender, Candidate
 from online_models.profile import Profile
 from streamreco.store import Store
 
 
-class ItemCooccurrence(Recommender):
+class ItemCooccurrence(BatchedRecommender):
     """Item-to-item collaborative filtering learned one interaction at a time.
 
     Parameters
@@ -161,28 +161,25 @@ class ItemCooccurrence(Recommender):
             followed += following
             newcomers = newcomers or not similar
         neighbours = [ids for ids, _ in state.zrows(list(rows))]
-        if newcomers:
-            state.ztop([keys.counts()], 2 * k)  # what their lists read (see _fill)
+        if newcomers:  # what their lists read (see candidates_many)
+            state.ztop([keys.counts()], k + max(len(p.seen) for p in profiles))
         state.zscores_of(keys.counts(), np.concatenate([*neighbours, state.members.of(followed)]))
 
-    def candidates(self, profile: Profile, k: int, exclude: Collection[str] = ()) -> dict[str, Candidate]:
-        if k <= 0:
-            return {}
-        similar, steps, following = self._sources(profile)
-        found = self._neighbours(similar, steps, following, k, exclude) if similar else {}
-        return found if len(found) >= k else self._fill(found, k, exclude)
-
-    def _fill(self, found: dict[str, Candidate], k: int, exclude: Collection[str]) -> dict[str, Candidate]:
-        """``found`` and after them, up to ``k`` in all, the most interacted-with items: a
-        newcomer's list, or the rest of a list whose user's items have few neighbours yet."""
-        (rows,) = self.state.ztop([self.keys.counts()], 2 * k + len(exclude))  # enough, whatever is left out
-        if not rows:
-            return found
-        # scored by count, scaled below the weakest neighbour found: they rank after every one
-        scale = min(c.score for c in found.values()) / (rows[0][1] + 1.0) if found else 1.0
-        fill = ((item, count) for item, count in rows if item not in found and item not in exclude)
-        return found | {item: Candidate(count * scale, "popular")
-                        for item, count in itertools.islice(fill, k - len(found))}
+    def candidates_many(
+        self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]]
+    ) -> list[dict[str, Candidate]]:
+        """Each user's best neighbours; where they are fewer than asked for, the most
+        interacted-with items after them, from one read of the counts for every such user."""
+        found = []
+        for profile, k, exclude in zip(profiles, ks, excluded, strict=True):
+            similar, steps, following = self._sources(profile)
+            found.append(self._neighbours(similar, steps, following, k, exclude) if similar and k > 0 else {})
+        short = [at for at, k in enumerate(ks) if len(found[at]) < k]
+        if short:  # the top that holds enough for each, whatever it leaves out
+            (rows,) = self.state.ztop([self.keys.counts()], max(ks[at] + len(excluded[at]) for at in short))
+            for at in short:
+                found[at] = _filled(found[at], rows, ks[at], excluded[at])
+        return found
 
     def _neighbours(
         self, similar: list[str], steps: list[int], following: list[str], k: int, exclude: Collection[str]
@@ -245,6 +242,23 @@ class ItemCooccurrence(Recommender):
             names[item]: Candidate(total, reasons[source])
             for item, total, source in zip(pool[best].tolist(), totals[best].tolist(), origin, strict=True)
         }
+
+
+def _filled(
+    found: dict[str, Candidate], popular: list[tuple[str, float]], k: int, exclude: Collection[str]
+) -> dict[str, Candidate]:
+    """``found`` and after them, up to ``k`` in all, the ``popular`` items (highest count first)
+    not in ``exclude``, scored by count scaled below the weakest of ``found``.
+
+    >>> found = _filled({"a": Candidate(0.4, "similar_to:x")}, [("b", 9.0), ("c", 3.0), ("d", 1.0)], 3, {"b"})
+    >>> {item: (round(c.score, 3), c.reason) for item, c in found.items()}
+    {'a': (0.4, 'similar_to:x'), 'c': (0.12, 'popular'), 'd': (0.04, 'popular')}
+    """
+    if not popular:
+        return found
+    scale = min(c.score for c in found.values()) / (popular[0][1] + 1.0) if found else 1.0
+    fill = ((item, count) for item, count in popular if item not in found and item not in exclude)
+    return found | {item: Candidate(count * scale, "popular") for item, count in itertools.islice(fill, k - len(found))}
 
 
 def _best(totals: np.ndarray, k: int, name: Callable[[int], str]) -> np.ndarray:

@@ -233,4 +233,5 @@ def test_a_batch_reads_in_a_few_round_trips_however_many_users_it_has(reuse_seco
     few, few_lists = reads_for(3)
     many, many_lists = reads_for(60)
     assert len(many_lists) == 60 and all(rec.items for rec in many_lists)
-    assert few <= many <= 10  # not one more round trip per user
+    # not one more round trip per user (a batch whose lists run short reads the popular items once)
+    assert many <= 10 and abs(many - few) <= 1
