@@ -48,6 +48,9 @@ class Recommender(base.Estimator):
     #: Whether :meth:`score` rates items beyond this model's own candidates; a model
     #: that only knows its candidates scores everything else 0.
     scores_any_item = True
+    #: Whether :meth:`candidates` always leaves out its ``exclude`` and returns ``k`` of the
+    #: other items when it has them: a caller then asks for only a few more than it shows.
+    leaves_out_excluded = False
 
     def __init__(self, store: Store | None = None, namespace: str = "sr") -> None:
         self.store = store

@@ -80,6 +80,7 @@ class ItemCooccurrence(BatchedRecommender):
     """
 
     scores_any_item = False  # only the neighbours of the user's recent items
+    leaves_out_excluded = True
 
     def __init__(
         self,

@@ -37,6 +37,8 @@ class Popularity(BatchedRecommender):
         Seconds after which an interaction counts half; ``None`` counts all equally.
     """
 
+    leaves_out_excluded = True
+
     def __init__(
         self, half_life: float | None = 7 * 86400.0, store: Store | None = None, namespace: str = "sr"
     ) -> None:

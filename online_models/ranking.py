@@ -17,6 +17,7 @@ with (when ``exclude_seen``), and items that are out of stock or deleted.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 from online_models.base import Recommender
@@ -25,11 +26,14 @@ from streamreco.events import RecommendedItem
 
 #: Candidates asked for per list slot at first (more only when rules exclude too many).
 CANDIDATES_PER_SLOT = 3
+#: The same for a model that leaves out the excluded items itself: only the rules' other
+#: exclusions (out of stock, deleted) remain to be made up for.
+CANDIDATES_PER_SLOT_EXCLUDING = 1.5
 
 
 def prefetch(model: Recommender, profiles: Sequence[Profile], n: int) -> None:
     """Read ahead, for a batching store, what the model will read for ``profiles``' lists."""
-    model.prefetch(profiles, CANDIDATES_PER_SLOT * n)
+    model.prefetch(profiles, _asked(model, n))
 
 
 def recommend(
@@ -52,7 +56,7 @@ def recommend_many(
     """
     excluded = [p.seen if exclude_seen else p.purchased for p in profiles]
     most = [2 * n + len(e) for e in excluded]
-    k = [min(CANDIDATES_PER_SLOT * n, m) for m in most]
+    k = [min(_asked(model, n), m) for m in most]
     lists: list[list[RecommendedItem]] = [[] for _ in profiles]
     asking = list(range(len(profiles)))
     while asking:
@@ -79,3 +83,9 @@ def recommend_many(
                 still_asking.append(at)
         asking = still_asking
     return lists
+
+
+def _asked(model: Recommender, n: int) -> int:
+    """How many candidates to ask ``model`` for at first, for a list of ``n``."""
+    per_slot = CANDIDATES_PER_SLOT_EXCLUDING if model.leaves_out_excluded else CANDIDATES_PER_SLOT
+    return math.ceil(per_slot * n)
