@@ -36,13 +36,14 @@ interacted-with items fill the list after them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
 from online_models.base import BatchedRecommender, Candidate
 from online_models.profile import Profile
 from streamreco.store import Store
+from streamreco.store.base import MemberIds
 
 
 class ItemCooccurrence(BatchedRecommender):
@@ -235,7 +236,7 @@ class ItemCooccurrence(BatchedRecommender):
             if k <= 0:
                 return {}
         names = members.names
-        best = _best(totals, k, lambda at: names[pool[at]])
+        best = _best(totals, k, pool, members)
         # the most recent source listing each neighbour: the row of its first pair
         origin = row_of[first[best]].tolist()
         reasons = [f"similar_to:{source}" for source in sources]
@@ -262,18 +263,24 @@ def _filled(
     return found | {item: Candidate(count * scale, "popular") for item, count in itertools.islice(fill, k - len(found))}
 
 
-def _best(totals: np.ndarray, k: int, name: Callable[[int], str]) -> np.ndarray:
-    """Indexes of the ``k`` highest ``totals``, highest first; ties as Redis ranks them, by ``name``, descending.
+def _best(totals: np.ndarray, k: int, pool: np.ndarray, members: MemberIds) -> np.ndarray:
+    """Indexes of the ``k`` highest ``totals`` (of the members ``pool``), highest first; ties as
+    Redis ranks them, by name, descending.
 
-    >>> _best(np.array([1.0, 3.0, 2.0, 3.0, 0.5]), 3, "abcde".__getitem__).tolist()
+    >>> members = MemberIds()
+    >>> _best(np.array([1.0, 3.0, 2.0, 3.0, 0.5]), 3, members.of(list("abcde")), members).tolist()
     [3, 1, 2]
     """
     among = np.arange(len(totals))
     if len(totals) > k:
         among = np.flatnonzero(totals >= np.partition(totals, len(totals) - k)[len(totals) - k])
-    order = among[np.argsort(-totals[among], kind="stable")]
-    ranked = totals[order]
-    if (ranked[1:] == ranked[:-1]).any():  # ties: in Python, by name
-        by_name = sorted(zip(ranked.tolist(), map(name, order.tolist()), order.tolist()), reverse=True)
+    keys, undecided = members.name_keys()
+    ranked_by = pool[among]
+    order = among[np.lexsort((keys[ranked_by], totals[among]))[::-1]]  # by total, then name key
+    ranked, named = totals[order], pool[order]
+    same = (ranked[1:] == ranked[:-1]) & (keys[named[1:]] == keys[named[:-1]])
+    if same.any() and (undecided[named[1:]] & same).any():  # names the keys leave undecided: in Python
+        names = members.names
+        by_name = sorted(zip(ranked.tolist(), (names[m] for m in named.tolist()), order.tolist()), reverse=True)
         order = np.array([at for _, _, at in by_name], dtype=np.intp)
     return order[:k]

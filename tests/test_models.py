@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pickle
+import random
 import re
 
+import numpy as np
 import pytest
 
 from online_models import (
@@ -225,3 +227,19 @@ def test_held_arrays_give_the_lists_of_the_store_itself(reuse_seconds: float) ->
         assert [(i, c.reason) for i, c in lists[0].items()] == [(i, c.reason) for i, c in lists[1].items()]
         assert [c.score for c in lists[0].values()] == pytest.approx([c.score for c in lists[1].values()], rel=1e-12)
         batch.flush()  # a batch of one event: the store trims once per write, as Redis does per flush
+
+
+def test_best_candidates_rank_ties_by_name_descending_as_redis_does() -> None:
+    """Names of any length, sharing prefixes and tying on scores: the order of a Python sort."""
+    from online_models.cooccurrence import _best
+    from streamreco.store.base import MemberIds
+
+    rng = random.Random(7)
+    for _ in range(200):
+        members = MemberIds()
+        names = list({rng.choice(["", "sku-0000", "i", "sku-00001"]) + str(rng.randrange(40)) for _ in range(30)})
+        pool = members.of(names)
+        totals = np.array([float(rng.randrange(4)) for _ in names])
+        k = rng.randrange(1, len(names) + 1)
+        expected = [name for _, name in sorted(zip(totals.tolist(), names), reverse=True)][:k]
+        assert [names[at] for at in _best(totals, k, pool, members)] == expected
