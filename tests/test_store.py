@@ -68,6 +68,20 @@ def test_scored_sets_increment_rank_and_cap(store):
     assert s.ztop([p + "z", p + "empty"], 10) == [[("y", 2.5)], []]
 
 
+def test_increments_add_up_to_the_last_bit(store):
+    """Every store adds an increment as one double addition, whatever the double: Redis gets
+    the increments packed as doubles, not printed and parsed."""
+    s, p = store
+    increments = [0.1, 0.2, 1 / 3, 0.7**19, -2.5e10, 1e-300, 5e-324, 2.0**-1074 * 3, 123456.789e-3]
+    total = 0.0
+    with s.pipeline():
+        for delta in increments:
+            s.zincr(p + "exact", {"m": delta, "n": -delta})
+    for delta in increments:
+        total += delta
+    assert s.zscores(p + "exact", ["m", "n"]) == [total, -total]
+
+
 def test_ties_are_ranked_like_redis(store):
     s, p = store
     s.zincr(p + "t", {"a": 1.0, "c": 1.0, "b": 1.0})
