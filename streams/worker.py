@@ -39,7 +39,7 @@ def run_worker(settings: Settings) -> None:
     Everything made until the worker starts (modules, classes, the app: most of the
     objects the process will ever hold) is moved out of the garbage collector's
     sight with :func:`gc.freeze`, so that a full collection scans only what came
-    since: about 5 ms instead of 100-180 ms, a pause that held up every list of the
+    since: 2-20 ms instead of 100-180 ms, a pause that held up every list of the
     batch it fell in (``bench/results/speed.md``).
     """
     declare_input_topics(settings)
