@@ -13,9 +13,9 @@ acknowledgement of that output, which the consumer awaits only after it has
 handed over the next batch: a batch is processed while the broker acknowledges
 the one before it. Offsets are committed after their batch's output has been
 acknowledged, at most once per ``commit_interval`` and always before
-partitions are given away or the worker stops. A batch interrupted by a rebalance or a crash is delivered again;
-the processors recognise what they already applied (see
-:meth:`streams.processor.EventProcessor.process`).
+partitions are given away or the worker stops. A batch interrupted by a
+rebalance or a crash is delivered again; the processors recognise what they
+already applied (see :meth:`streams.processor.EventProcessor.process`).
 """
 
 from __future__ import annotations
