@@ -168,6 +168,11 @@ class Settings(BaseSettings):
         "applying its own changes to it (other workers' changes show within this time; 0: read "
         "everything per batch)",
     )
+    switch_interval: float = Field(
+        0.001, gt=0, description="seconds a thread may hold Python's GIL while another waits for it "
+        "(sys.setswitchinterval; Python's default is 0.005): the event loop's fetches, sends and "
+        "acknowledgements wait at most this long for a batch being computed",
+    )
     session_timeout: float = Field(
         10.0, gt=0, description="seconds before the group gives a silent worker's partitions away"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 
 import faust
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -40,10 +41,13 @@ def run_worker(settings: Settings) -> None:
     objects the process will ever hold) is moved out of the garbage collector's
     sight with :func:`gc.freeze`, so that a full collection scans only what came
     since: 2-20 ms instead of 100-180 ms, a pause that held up every list of the
-    batch it fell in (``bench/results/speed.md``).
+    batch it fell in (``bench/results/speed.md``). The GIL switch interval is set from
+    ``settings.switch_interval``, so that the event loop is not kept waiting long by the
+    thread that computes batches.
     """
     declare_input_topics(settings)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
     gc.freeze()
+    sys.setswitchinterval(settings.switch_interval)
     worker.execute_from_commandline()
