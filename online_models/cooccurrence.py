@@ -274,12 +274,11 @@ def _best(totals: np.ndarray, k: int, pool: np.ndarray, members: MemberIds) -> n
     among = np.arange(len(totals))
     if len(totals) > k:
         among = np.flatnonzero(totals >= np.partition(totals, len(totals) - k)[len(totals) - k])
-    keys, undecided = members.name_keys()
-    ranked_by = pool[among]
-    order = among[np.lexsort((keys[ranked_by], totals[among]))[::-1]]  # by total, then name key
+    keys = members.name_keys()
+    order = among[np.lexsort((keys[pool[among]], totals[among]))[::-1]]  # by total, then name key
     ranked, named = totals[order], pool[order]
-    same = (ranked[1:] == ranked[:-1]) & (keys[named[1:]] == keys[named[:-1]])
-    if same.any() and (undecided[named[1:]] & same).any():  # names the keys leave undecided: in Python
+    # equal keys of distinct names: names longer than the key, whose order only Python can tell
+    if ((ranked[1:] == ranked[:-1]) & (keys[named[1:]] == keys[named[:-1]])).any():
         names = members.names
         by_name = sorted(zip(ranked.tolist(), (names[m] for m in named.tolist()), order.tolist()), reverse=True)
         order = np.array([at for _, _, at in by_name], dtype=np.intp)

@@ -50,8 +50,8 @@ class MemberIds:
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
         self.names: list[str] = []
-        self._keys = np.zeros(0, np.uint64)  # name_keys() of the first len(self._keys) ids
-        self._long = np.zeros(0, bool)
+        self._keys = np.zeros(1024, np.uint64)  # room for name_keys(), filled for the first _keyed ids
+        self._keyed = 0
 
     def __len__(self) -> int:
         return len(self.names)
@@ -72,26 +72,30 @@ class MemberIds:
         """The names of ``ids`` (Python ints: ``array.tolist()``)."""
         return list(map(self.names.__getitem__, ids))
 
-    def name_keys(self) -> tuple[np.ndarray, np.ndarray]:
-        """By id, the first :data:`KEY_BYTES` bytes of the UTF-8 name as a big-endian integer,
-        and whether the key leaves the name's order undecided (the name is longer, or holds a
-        NUL byte). Two names rank by bytes as their keys do, except that equal keys of
-        undecided names need the names themselves: so numpy can rank names as Redis does.
+    def name_keys(self) -> np.ndarray:
+        """By id, the first :data:`KEY_BYTES` bytes of the UTF-8 name as a big-endian integer
+        (zero-padded), read-only: names rank by bytes as their keys do, so numpy can rank
+        names as Redis does. Equal keys of distinct names are names longer than the key (or
+        holding a NUL byte): those need the names themselves.
 
         >>> ids = MemberIds(); _ = ids.of(["b", "ab", "a", "abcdefghij"])
-        >>> keys, undecided = ids.name_keys()
-        >>> [ids.names[at] for at in keys.argsort()], undecided.tolist()
-        (['a', 'ab', 'abcdefghij', 'b'], [False, False, False, True])
+        >>> [ids.names[at] for at in ids.name_keys().argsort()]
+        ['a', 'ab', 'abcdefghij', 'b']
         """
-        known = len(self._keys)
-        if known < len(self.names):
+        named = len(self.names)
+        if self._keyed < named:
+            if named > len(self._keys):  # room for twice as many: each name is keyed once
+                room = max(named, 2 * len(self._keys)) - len(self._keys)
+                self._keys = np.concatenate((self._keys, np.zeros(room, np.uint64)))
             size = self.KEY_BYTES
-            raw = [name.encode()[: size + 1] for name in self.names[known:]]
-            keys = np.fromiter((int.from_bytes(b[:size].ljust(size, b"\0"), "big") for b in raw), np.uint64, len(raw))
-            undecided = np.fromiter((len(b) > size or b"\0" in b for b in raw), bool, len(raw))
-            self._keys = np.concatenate((self._keys, keys))
-            self._long = np.concatenate((self._long, undecided))
-        return self._keys, self._long
+            self._keys[self._keyed : named] = np.fromiter(
+                (int.from_bytes(name.encode()[:size].ljust(size, b"\0"), "big") for name in self.names[self._keyed :]),
+                np.uint64, named - self._keyed,
+            )
+            self._keyed = named
+        keys = self._keys[:named]
+        keys.flags.writeable = False
+        return keys
 
 
 class Store(abc.ABC):

@@ -72,8 +72,7 @@ class RedisStore(Store):
         keys, args = [], []
         for key, deltas, cap in self._increments:
             keys.append(key)
-            args += [cap or 0, len(deltas), struct.pack(f"<{len(deltas)}d", *deltas.values())]
-            args += deltas
+            args += [cap or 0, len(deltas), struct.pack(f"<{len(deltas)}d", *deltas.values()), *deltas]
         self._increment_script(keys=keys, args=args, client=pipe)
         self._increments.clear()
 
