@@ -48,6 +48,7 @@ def run_worker(settings: Settings) -> None:
     declare_input_topics(settings)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # at WARNING and above, Faust's spinner sets the root logger to DEBUG
     gc.freeze()
     sys.setswitchinterval(settings.switch_interval)
     worker.execute_from_commandline()
