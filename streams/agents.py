@@ -8,11 +8,12 @@ each topic's part goes to its processor:
 * catalog topic -> :class:`~streams.catalog.CatalogProcessor`.
 
 Processing runs in one worker thread so that the event loop keeps serving the
-consumer's heartbeats and the web server while a batch is computed, and the
-broker acknowledges one batch's output while the next is computed; a store or
-broker error is retried with backoff, never dropped (a publish tried again may
+consumer's heartbeats and the web server while a batch is computed. A batch's
+output is sent as soon as it is final, while Redis applies the batch's writes,
+and the broker acknowledges it while the next batch is computed. A store or
+broker error is retried with backoff, never dropped (a batch tried again may
 send some messages twice: lists are keyed, and a batch's lists are sent only
-once the last batch's were acknowledged, so the latest one still wins).
+once everything sent before them was acknowledged, so the latest one still wins).
 Every batch is measured by :class:`~streams.metrics.WorkerMetrics`.
 """
 
@@ -123,37 +124,59 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
             pending.append(await send(settings.recommendations_topic, rec.user_id.encode(), rec.value,
                                       None, None, None))
         await asyncio.gather(*pending)
+
+    def count(result: BatchResult) -> None:
         state.dead_lettered += len(result.dead_letters)
         state.duplicates += result.duplicates
         state.rekeyed += len(result.rekeyed)
         state.lists_published += len(result.lists)
         state.events_processed += result.processed
 
-    sending: asyncio.Task | None = None  # the last batch's output, until the broker acknowledged it
+    sent: asyncio.Future | None = None  # the output sent last: its seconds of publishing, once acknowledged
 
-    async def handle(topic: str, messages: list[RawMessage]) -> asyncio.Task:
-        nonlocal sending
+    def send(result: BatchResult) -> asyncio.Future:
+        """Publish ``result`` after everything sent before it (so that, even when some of that is
+        sent again, a user's latest list is the one sent last)."""
+        nonlocal sent
+        previous = sent
+
+        async def after_previous() -> float:
+            if previous is not None:
+                await previous
+            publishing = time.perf_counter()
+            await _retrying(state, "broker", (KafkaError,), lambda: publish(result))
+            return time.perf_counter() - publishing
+
+        sent = asyncio.ensure_future(after_previous())
+        return sent
+
+    async def handle(topic: str, messages: list[RawMessage]) -> asyncio.Future:
         stream, process = processors[topic]
         loop = asyncio.get_running_loop()
         started, clock = time.time(), time.perf_counter()
+        sending: list[asyncio.Future] = []  # the output of each try, sent while the try writes its state
+
+        def publish_early(result: BatchResult) -> None:  # called in the processing thread
+            loop.call_soon_threadsafe(lambda: sending.append(send(result)))
+
         try:
             result = await _retrying(
-                state, "redis", STORE_ERRORS, lambda: loop.run_in_executor(executor, process, messages)
+                state, "redis", STORE_ERRORS, lambda: loop.run_in_executor(executor, process, messages, publish_early)
             )
         except Exception as exc:  # a bug must not lose the batch: dead-letter it, loudly
             log.exception("batch failed")
             result = BatchResult(dead_letters=[DeadLetter(m, f"worker error: {exc!r}") for m in messages])
+            sending.append(send(result))
         state.metrics.observe_batch(stream, messages, result, time.perf_counter() - clock)
-        if sending is not None:  # a batch's lists never overtake the last one's, even when those are sent again
-            await sending
+        # a try's output was scheduled before its end, so it is here; the last one is sent after all others
+        last = sending[-1] if sending else send(result)
 
-        async def send_and_observe() -> None:
-            publishing = time.perf_counter()
-            await _retrying(state, "broker", (KafkaError,), lambda: publish(result))
-            state.metrics.observe_published(stream, messages, result, started, time.perf_counter() - publishing)
+        async def acknowledged() -> None:
+            publishing = await last
+            count(result)
+            state.metrics.observe_published(stream, messages, result, started, publishing)
 
-        sending = asyncio.ensure_future(send_and_observe())
-        return sending
+        return asyncio.ensure_future(acknowledged())
 
     state.consumer = BatchConsumer(settings, processors, handle, loop=app.loop, beacon=app.beacon)
 

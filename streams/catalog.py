@@ -19,7 +19,7 @@ from streamreco.events import parse_catalog_event
 from streamreco.keys import Keys
 from streamreco.settings import Settings
 from streamreco.store import Store
-from streams.processor import BatchResult, RawMessage, parsed
+from streams.processor import BatchResult, Publish, RawMessage, parsed
 
 NEW_ITEMS_KEPT = 1000
 
@@ -31,7 +31,8 @@ class CatalogProcessor:
         self.keys = Keys(settings.namespace)
         self.store = store
 
-    def process(self, messages: list[RawMessage]) -> BatchResult:
+    def process(self, messages: list[RawMessage], publish: Publish | None = None) -> BatchResult:
+        """Apply a batch in one transaction; ``publish(result)`` is called before it is written."""
         result = BatchResult()
         keys, store = self.keys, self.store
         with store.pipeline():
@@ -49,4 +50,6 @@ class CatalogProcessor:
                         store.zremove(keys.new_items(), [item.item_id])
                         store.zincr(keys.new_items(), {item.item_id: item.created_at}, cap=NEW_ITEMS_KEPT)
                 result.processed += 1
+            if publish is not None:
+                publish(result)
         return result

@@ -3,8 +3,8 @@
 :class:`EventProcessor` takes raw messages from the events topic and returns
 what must be published: the refreshed list of every user in the batch, the
 dead letters and the messages to re-key. All Redis changes of a batch go out as
-one transaction before anything is published, so a list never runs ahead of
-the state it came from.
+one transaction; the output may be published while it is applied, and should it
+fail, the batch is processed again from the state before it, to the same output.
 
 >>> from streamreco.settings import Settings
 >>> from streamreco.store import MemoryStore
@@ -75,6 +75,10 @@ class BatchResult:
     duplicates: int = 0
     tombstones: list[bytes] = field(default_factory=list)  # users whose published list must go
     by_type: dict[str, int] = field(default_factory=dict)  # processed events per type
+
+
+#: ``publish(result)``: sends a batch's output (a processor calls it once the output is final).
+Publish = Callable[[BatchResult], None]
 
 
 def parsed(
@@ -213,13 +217,19 @@ class EventProcessor:
         blobs = self.batch.get([self.keys.latest(u) for u in users])
         return [RecommendationList.model_validate_json(b) for b in blobs if b is not None]
 
-    def process(self, messages: list[RawMessage]) -> BatchResult:
+    def process(self, messages: list[RawMessage], publish: Publish | None = None) -> BatchResult:
         """Process a batch; on a store error nothing is written and the error propagates.
 
         Messages at or below the offset already applied for their partition (a
         redelivery after a crash) change no state; their users' stored lists are
         published again. Events whose id the user sent just before are counted
         as duplicates and skipped.
+
+        ``publish(result)``, if given, is called with the batch's output as soon
+        as it is final, before the batch's state is written, so that the lists
+        go out while Redis applies the writes. Should the write fail, the batch
+        processed again starts from the state before it, and its output is the
+        same.
         """
         result = BatchResult()
         try:
@@ -274,6 +284,8 @@ class EventProcessor:
                 {self.keys.latest(r.user_id): r.value for r in latest.values()}
             )
             self._record_offsets(messages, marks, restarted)
+            if publish is not None:
+                publish(result)
             self.batch.flush()
         except BaseException:
             self.batch.discard()

@@ -98,6 +98,28 @@ def test_a_failed_batch_changes_nothing_and_its_retry_applies_once():
     assert processor.quality.scored == 1
 
 
+def test_the_output_is_published_before_the_write_and_a_failed_write_publishes_the_same_again():
+    store = FailingOnce()
+    store.fail = False
+    processor = EventProcessor(Settings(), store)
+    crowd(processor)
+    store.fail = True
+    published, profiles_then = [], []
+
+    def publish(result):
+        published.append([(r.user_id, [i.item_id for i in r.items]) for r in result.lists])
+        profiles_then.append(store.get(["sr:{u:ann}:profile"])[0])
+
+    batch = [message("a1", "view", "ann", "tent"), message("b1", "view", "bob", "stove")]
+    with pytest.raises(ConnectionError):
+        processor.process(batch, publish)
+    result = processor.process(batch, publish)
+    assert len(published) == 2 and published[0] == published[1] and published[1][0][1][:1] == ["stove"]
+    assert profiles_then == [None, None]  # each time before the batch's state was written
+    assert Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0]).n_events == 1
+    assert [(r.user_id, [i.item_id for i in r.items]) for r in result.lists] == published[1]
+
+
 def test_live_quality_scores_each_event_against_the_list_shown_before_it(store):
     processor = EventProcessor(Settings(), store)
     crowd(processor)
