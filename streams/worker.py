@@ -34,6 +34,19 @@ def declare_input_topics(settings: Settings) -> None:
         admin.close()
 
 
+def build_worker(settings: Settings) -> faust.Worker:
+    """The Faust worker of the app, logging at ``settings.log_level``.
+
+    Faust's terminal spinner is left out: at WARNING and above it sets the root
+    logger to DEBUG, so that every debug record of aiokafka (several per fetch
+    and per send) would be made and handled.
+    """
+    worker = faust.Worker(create_app(settings), loglevel=settings.log_level.upper(), quiet=True,
+                          redirect_stdouts=False)
+    worker.spinner = None
+    return worker
+
+
 def run_worker(settings: Settings) -> None:
     """Block running a worker until SIGTERM/SIGINT.
 
@@ -46,9 +59,7 @@ def run_worker(settings: Settings) -> None:
     thread that computes batches.
     """
     declare_input_topics(settings)
-    app = create_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
-    worker.spinner = None  # at WARNING and above, Faust's spinner sets the root logger to DEBUG
+    worker = build_worker(settings)
     gc.freeze()
     sys.setswitchinterval(settings.switch_interval)
     worker.execute_from_commandline()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import urllib.request
@@ -20,6 +21,7 @@ from streamreco.settings import Settings
 from streams.metrics import WorkerMetrics
 from streams.processor import BatchResult, RawMessage
 from streams.web import BrokerProbe
+from streams.worker import build_worker
 from tests.kafka_helpers import event_json, produce
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,6 +205,20 @@ async def test_the_broker_probe_tells_a_broker_from_a_closed_port(settings_facto
     finally:
         await live.close()
         await dead.close()
+
+
+@pytest.mark.parametrize("level", ["warning", "error"])
+def test_a_worker_at_warning_or_above_makes_no_debug_records(level: str) -> None:
+    root = logging.getLogger()
+    was = root.level, list(root.handlers)
+    settings = Settings(log_level=level, kafka_bootstrap="kafka://127.0.0.1:1", redis_url="memory://")
+    try:
+        build_worker(settings)._setup_logging()  # what the worker does as it starts
+        assert root.level == getattr(logging, level.upper())
+        assert not logging.getLogger("aiokafka").isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(was[0])
+        root.handlers[:] = was[1]
 
 
 @pytest.mark.integration
