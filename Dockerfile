@@ -14,6 +14,8 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY . .
 RUN pip install .
+# compile the numba kernels once, into the package's __pycache__ (a worker would take a few seconds)
+RUN cd / && python -c "import doctest, online_models.cooccurrence as m; assert not doctest.testmod(m).failed"
 
 # --- runtime: the virtualenv only, run as a non-root user -------------------
 FROM python:3.11-slim

@@ -14,10 +14,11 @@ same. Optional
 first-order transitions (``transition_weight``) add the items that followed
 the user's last items, each as a share of that item's count.
 
-Per call: the recent items' whole rows (at most ``neighbours`` each) and their
-neighbours' counts, read as arrays (:meth:`~streamreco.store.Store.zrows`,
-:meth:`~streamreco.store.Store.zscores_of`) and scored in numpy, whatever the
-catalogue size. Tied candidates rank by item name, descending, as Redis ranks a sorted set.
+Per call, for all its users at once: the recent items' whole rows (at most
+``neighbours`` each) and their neighbours' counts, read as arrays
+(:meth:`~streamreco.store.Store.zrows`, :meth:`~streamreco.store.Store.zscores_of`)
+and weighed in numpy, then each user's rows summed and the best chosen in
+compiled code (numba), whatever the catalogue size. Tied candidates rank by item name, descending, as Redis ranks a sorted set.
 Where the neighbours are fewer than asked for (a newcomer has none), the most
 interacted-with items fill the list after them.
 
@@ -38,12 +39,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Collection, Sequence
 
+import numba
 import numpy as np
 
 from online_models.base import BatchedRecommender, Candidate
 from online_models.profile import Profile
 from streamreco.store import Store
-from streamreco.store.base import MemberIds
 
 
 class ItemCooccurrence(BatchedRecommender):
@@ -114,11 +115,11 @@ class ItemCooccurrence(BatchedRecommender):
         self.source_recency = source_recency
         self.moment = moment
 
-    def _first_seen(self, ids: int) -> np.ndarray:
-        """Scratch space by member id (``ids`` of them) for finding the distinct neighbours of a list."""
+    def _slots(self, ids: int) -> np.ndarray:
+        """Scratch space by member id (``ids`` of them), all -1: where each member is in a list's pool."""
         scratch = getattr(self, "_scratch", None)
         if scratch is None or len(scratch) < ids:
-            scratch = self._scratch = np.zeros(max(ids, 1024) * 2, np.intp)
+            scratch = self._scratch = np.full(max(ids, 1024) * 2, -1, np.int64)
         return scratch
 
     def learn_one(self, profile: Profile, item: str, weight: float, ts: float) -> None:
@@ -172,10 +173,7 @@ class ItemCooccurrence(BatchedRecommender):
     ) -> list[dict[str, Candidate]]:
         """Each user's best neighbours; where they are fewer than asked for, the most
         interacted-with items after them, from one read of the counts for every such user."""
-        found = []
-        for profile, k, exclude in zip(profiles, ks, excluded, strict=True):
-            similar, steps, following = self._sources(profile)
-            found.append(self._neighbours(similar, steps, following, k, exclude) if similar and k > 0 else {})
+        found = self._neighbours(profiles, ks, excluded)
         short = [at for at, k in enumerate(ks) if len(found[at]) < k]
         if short:  # the top that holds enough for each, whatever it leaves out
             (rows,) = self.state.ztop([self.keys.counts()], max(ks[at] + len(excluded[at]) for at in short))
@@ -184,66 +182,77 @@ class ItemCooccurrence(BatchedRecommender):
         return found
 
     def _neighbours(
-        self, similar: list[str], steps: list[int], following: list[str], k: int, exclude: Collection[str]
-    ) -> dict[str, Candidate]:
-        """The ``k`` best-scored neighbours of the user's recent items ``similar``."""
+        self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]]
+    ) -> list[dict[str, Candidate]]:
+        """Each user's ``k`` best-scored neighbours of their recent items, all users' rows read
+        and weighed at once in numpy, and each user's list summed and chosen in compiled code
+        (:func:`_top_neighbours`)."""
         keys, state = self.keys, self.state
-        sources = similar + following
-        rows = state.zrows(self._rows(similar, following))
-        lengths = np.array([len(ids) for ids, _ in rows])
-        if not lengths.any():
-            return {}
-        # every (source row, neighbour) pair as flat arrays: one numpy pass, no per-pair Python
-        ids = np.concatenate([ids for ids, _ in rows])
-        values = np.concatenate([scores for _, scores in rows])
-        row_of = np.repeat(np.arange(len(rows)), lengths)
-        starts = np.cumsum(lengths) - lengths  # of each row's pairs
         members = state.members
-        followed = members.of(following)  # (ids given before the scratch space is sized)
-        # the distinct neighbours in order of first sight, where each pair's neighbour is in
-        # them, and where each was first seen (so: by the most recent source)
-        first_seen = self._first_seen(len(members))
-        positions = np.arange(len(ids))
-        for (row_ids, _), start in zip(reversed(rows), reversed(starts.tolist()), strict=True):
-            first_seen[row_ids] = positions[start : start + len(row_ids)]  # newest source last: its stay
-        first_of = first_seen[ids]
-        is_first = first_of == positions
-        first = np.flatnonzero(is_first)
-        pool_index = np.cumsum(is_first) - 1
-        pool, where = ids[first], pool_index[first_of]
-        counts = state.zscores_of(keys.counts(), np.concatenate((pool, followed)))
+        found: list[dict[str, Candidate]] = [{} for _ in profiles]
+        asking, sources, source_rows, steps, followed = [], [], [], [], []
+        rows: dict[str, int] = {}  # each distinct row read, by key: its index
+        for at, (profile, k) in enumerate(zip(profiles, ks, strict=True)):
+            similar, back, following = self._sources(profile)
+            if similar and k > 0:
+                asking.append(at)
+                sources.append(similar + following)
+                source_rows += [rows.setdefault(key, len(rows)) for key in self._rows(similar, following)]
+                steps.append((back, len(following)))
+                followed += following
+        similarity_row = np.ones(len(rows), bool)  # a row of neighbours, not of transitions
+        similarity_row[[rows[keys.transitions(item)] for item in followed]] = False
+        if not asking:
+            return found
+        # every row's (neighbour, value) pairs as flat arrays; similarity rows damped by popularity
+        read = state.zrows(list(rows))
+        lengths = np.fromiter((len(ids) for ids, _ in read), np.int64, len(read))
+        row_start = np.concatenate(([0], np.cumsum(lengths)))
+        pair_ids = np.concatenate([ids for ids, _ in read])
+        pair_values = np.concatenate([values for _, values in read])
+        counts = state.zscores_of(keys.counts(), np.concatenate((pair_ids, members.of(followed))))
         counts[np.isnan(counts) | (counts == 0)] = 1.0  # an unknown or zero count counts as 1
+        similarity = np.repeat(similarity_row, lengths)
+        pair_values[similarity] *= counts[: len(pair_ids)][similarity] ** -self.alpha
+        # each source's weight: by how far back it is; a similarity row's divided by its peak
+        # (each history item gets one vote), a transition's by its item's count
         recency = self.recency if self.source_recency is None else self.source_recency
-        weights = np.concatenate(
-            (recency ** np.array(steps, dtype=float), self.recency ** np.arange(len(following)))
-        )
-        weights[len(similar) :] *= self.transition_weight / counts[len(pool) :]
-        similarity = row_of < len(similar)
-        values[similarity] *= counts[where[similarity]] ** -self.alpha
-        if self.row_norm:  # each history item gets one vote: its row divided by its maximum
-            read = np.flatnonzero(lengths)
-            peaks = np.maximum.reduceat(values, starts[read])
-            weights[read[read < len(similar)]] /= peaks[read < len(similar)]
-        totals = np.bincount(where, weights=values * weights[row_of], minlength=len(pool))
-        excluded = np.fromiter((at for at in map(members.ids.get, exclude) if at is not None), np.int64)
-        seen_at = first_seen[excluded]  # where an excluded item was first seen, if it is a neighbour
-        in_pool = seen_at < len(ids)
-        in_pool[in_pool] = ids[seen_at[in_pool]] == excluded[in_pool]
-        ruled_out = pool_index[seen_at[in_pool]]
-        if len(ruled_out):
-            totals[ruled_out] = -np.inf
-            k = min(k, len(pool) - len(ruled_out))
-            if k <= 0:
-                return {}
-        names = members.names
-        best = _best(totals, k, pool, members)
-        # the most recent source listing each neighbour: the row of its first pair
-        origin = row_of[first[best]].tolist()
-        reasons = [f"similar_to:{source}" for source in sources]
-        return {
-            names[item]: Candidate(total, reasons[source])
-            for item, total, source in zip(pool[best].tolist(), totals[best].tolist(), origin, strict=True)
-        }
+        weights = np.concatenate([
+            np.concatenate((recency ** np.array(back, dtype=float), self.recency ** np.arange(following)))
+            for back, following in steps
+        ])
+        source_rows = np.array(source_rows, np.int64)
+        is_transition = ~similarity_row[source_rows]
+        weights[is_transition] *= self.transition_weight / counts[len(pair_ids) :]
+        if self.row_norm:
+            peaks = np.ones(len(rows))
+            nonempty = np.flatnonzero(lengths)
+            if len(nonempty):
+                peaks[nonempty] = np.maximum.reduceat(pair_values, row_start[nonempty])
+            weights[~is_transition] /= peaks[source_rows[~is_transition]]
+        excluded_ids = [
+            np.fromiter((at for at in map(members.ids.get, excluded[user]) if at is not None), np.int64)
+            for user in asking
+        ]
+        asked = np.array([ks[user] for user in asking], np.int64)
+        chosen_at, chosen_k, items, totals, origins, tied = _top_neighbours(
+            row_start, pair_ids, pair_values,
+            np.cumsum([0] + [len(s) for s in sources]), source_rows, weights,
+            np.cumsum([0] + [len(e) for e in excluded_ids]), np.concatenate((np.zeros(0, np.int64), *excluded_ids)),
+            asked, members.name_keys(), self._slots(len(members)),
+        )  # fmt: skip
+        names, items, totals, origins = members.names, items.tolist(), totals.tolist(), origins.tolist()
+        for user, user_sources, start, end, k, names_needed in zip(
+            asking, sources, chosen_at[:-1].tolist(), chosen_at[1:].tolist(), chosen_k.tolist(), tied.tolist(),
+            strict=True,
+        ):
+            chosen = list(zip(totals[start:end], (names[item] for item in items[start:end]), origins[start:end]))
+            if names_needed:  # equal keys of distinct names: only Python can tell their order
+                chosen.sort(reverse=True)
+            found[user] = {
+                item: Candidate(total, f"similar_to:{user_sources[origin]}") for total, item, origin in chosen[:k]
+            }
+        return found
 
 
 def _filled(
@@ -263,23 +272,142 @@ def _filled(
     return found | {item: Candidate(count * scale, "popular") for item, count in itertools.islice(fill, k - len(found))}
 
 
-def _best(totals: np.ndarray, k: int, pool: np.ndarray, members: MemberIds) -> np.ndarray:
-    """Indexes of the ``k`` highest ``totals`` (of the members ``pool``), highest first; ties as
-    Redis ranks them, by name, descending.
+@numba.njit(cache=True, nogil=True)
+def _kth_largest(values: np.ndarray, k: int) -> float:
+    """The ``k``-th largest of ``values`` (``1 <= k <= len(values)``), from a heap of the ``k`` largest.
 
-    >>> members = MemberIds()
-    >>> _best(np.array([1.0, 3.0, 2.0, 3.0, 0.5]), 3, members.of(list("abcde")), members).tolist()
-    [3, 1, 2]
+    >>> _kth_largest(np.array([3.0, 1.0, 4.0, 1.0, 5.0]), 2)
+    4.0
     """
-    among = np.arange(len(totals))
-    if len(totals) > k:
-        among = np.flatnonzero(totals >= np.partition(totals, len(totals) - k)[len(totals) - k])
-    keys = members.name_keys()
-    order = among[np.lexsort((keys[pool[among]], totals[among]))[::-1]]  # by total, then name key
-    ranked, named = totals[order], pool[order]
-    # equal keys of distinct names: names longer than the key, whose order only Python can tell
-    if ((ranked[1:] == ranked[:-1]) & (keys[named[1:]] == keys[named[:-1]])).any():
-        names = members.names
-        by_name = sorted(zip(ranked.tolist(), (names[m] for m in named.tolist()), order.tolist()), reverse=True)
-        order = np.array([at for _, _, at in by_name], dtype=np.intp)
-    return order[:k]
+    heap = np.empty(k)  # a min-heap: the k largest so far, their smallest first
+    for at in range(len(values)):
+        value = values[at]
+        if at < k:  # sift up
+            child = at
+            while child > 0 and heap[(child - 1) // 2] > value:
+                heap[child] = heap[(child - 1) // 2]
+                child = (child - 1) // 2
+            heap[child] = value
+        elif value > heap[0]:  # replaces the smallest: sift down
+            parent = 0
+            while True:
+                child = 2 * parent + 1
+                if child >= k:
+                    break
+                if child + 1 < k and heap[child + 1] < heap[child]:
+                    child += 1
+                if heap[child] >= value:
+                    break
+                heap[parent] = heap[child]
+                parent = child
+            heap[parent] = value
+    return heap[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _ranks_below(total: float, key: int, other_total: float, other_key: int) -> bool:
+    """Whether ``(total, key)`` ranks below ``(other_total, other_key)``: by total, then by key."""
+    return total < other_total or (total == other_total and key < other_key)
+
+
+@numba.njit(cache=True, nogil=True)
+def _top_neighbours(
+    row_start: np.ndarray,
+    pair_ids: np.ndarray,
+    pair_values: np.ndarray,
+    source_start: np.ndarray,
+    source_rows: np.ndarray,
+    source_weights: np.ndarray,
+    excluded_start: np.ndarray,
+    excluded_ids: np.ndarray,
+    ks: np.ndarray,
+    name_keys: np.ndarray,
+    slots: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each user's ``k`` best neighbours, summed over their sources' rows, highest first.
+
+    User ``u``'s sources are ``source_rows[source_start[u]:source_start[u + 1]]`` (indexes of
+    rows: row ``r``'s pairs are ``row_start[r]:row_start[r + 1]`` of ``pair_ids`` and
+    ``pair_values``), each weighted by its ``source_weights``; a neighbour's total is the sum,
+    in that order, of its pairs' ``value * weight`` (the very sum ``np.bincount`` makes).
+    ``excluded_ids`` (by ``excluded_start``, as the sources) are left out; ties rank by
+    ``name_keys``, descending, as Redis ranks names. ``slots`` is scratch space by member id,
+    all -1, and left so.
+
+    Returns, for the users by ``start`` (``start[u]:start[u + 1]``): the chosen neighbours
+    (member ids), their totals and the index among the user's sources of the most recent one
+    listing each; with ``k``, how many of them are the list, and ``tied``: the chosen include
+    distinct names of equal key and total, which only their names can rank (all those
+    ranking at or above the ``k``-th are returned then, for the caller to sort by name).
+
+    >>> start, k, items, totals, origins, tied = _top_neighbours(
+    ...     np.array([0, 2, 4]), np.array([1, 2, 2, 3]), np.array([1.0, 4.0, 2.0, 1.0]),
+    ...     np.array([0, 2]), np.array([0, 1]), np.array([1.0, 0.5]),
+    ...     np.array([0, 1]), np.array([3]), np.array([5]),
+    ...     np.arange(4, dtype=np.uint64), np.full(4, -1))
+    >>> start.tolist(), k.tolist(), items.tolist(), totals.tolist(), origins.tolist(), tied.tolist()
+    ([0, 2], [2], [2, 1], [5.0, 1.0], [0, 0], [False])
+    """
+    users = len(ks)
+    largest = every = 0  # pairs of one user, at most; of all users
+    for user in range(users):
+        pairs = 0
+        for source in range(source_start[user], source_start[user + 1]):
+            pairs += row_start[source_rows[source] + 1] - row_start[source_rows[source]]
+        largest, every = max(largest, pairs), every + pairs
+    pool = np.empty(largest, np.int64)  # one user's distinct neighbours, in order of first sight
+    pool_totals = np.empty(largest)
+    pool_origins = np.empty(largest, np.int64)
+    start = np.zeros(users + 1, np.int64)
+    chosen_k = np.zeros(users, np.int64)
+    tied = np.zeros(users, np.bool_)
+    items = np.empty(every, np.int64)
+    totals = np.empty(every)
+    origins = np.empty(every, np.int64)
+    for user in range(users):
+        size = 0
+        first_source = source_start[user]
+        for source in range(first_source, source_start[user + 1]):
+            row, weight = source_rows[source], source_weights[source]
+            for pair in range(row_start[row], row_start[row + 1]):
+                at = slots[pair_ids[pair]]
+                if at < 0:
+                    at = slots[pair_ids[pair]] = size
+                    pool[at], pool_totals[at], pool_origins[at] = pair_ids[pair], 0.0, source - first_source
+                    size += 1
+                pool_totals[at] += pair_values[pair] * weight
+        k = ks[user]
+        for excluded in range(excluded_start[user], excluded_start[user + 1]):
+            at = slots[excluded_ids[excluded]]
+            if at >= 0:
+                pool_totals[at] = -np.inf
+        left = 0
+        for at in range(size):
+            left += pool_totals[at] != -np.inf
+        k = min(k, left)
+        n = start[user]
+        if k > 0:
+            threshold = _kth_largest(pool_totals[:size], k)
+            ranked = np.flatnonzero(pool_totals[:size] >= threshold)
+            # by total, then by name key, highest first: an insertion sort (about k of them)
+            for at in range(1, len(ranked)):
+                moving = ranked[at]
+                total, key = pool_totals[moving], name_keys[pool[moving]]
+                to = at
+                while to > 0 and _ranks_below(pool_totals[ranked[to - 1]], name_keys[pool[ranked[to - 1]]], total, key):
+                    ranked[to] = ranked[to - 1]
+                    to -= 1
+                ranked[to] = moving
+            for at in range(1, len(ranked)):
+                a, b = ranked[at - 1], ranked[at]
+                if pool_totals[a] == pool_totals[b] and name_keys[pool[a]] == name_keys[pool[b]]:
+                    tied[user] = True
+            taken = len(ranked) if tied[user] else k
+            for at in ranked[:taken]:
+                items[n], totals[n], origins[n] = pool[at], pool_totals[at], pool_origins[at]
+                n += 1
+        chosen_k[user] = max(k, 0)
+        start[user + 1] = n
+        for at in range(size):
+            slots[pool[at]] = -1
+    return start, chosen_k, items[: start[users]], totals[: start[users]], origins[: start[users]], tied

@@ -18,7 +18,7 @@ from online_models import (
     recommend,
 )
 from online_models.base import Candidate
-from streamreco.store import MemoryStore
+from streamreco.store import BatchStore, MemoryStore
 
 T0 = 1_700_000_000.0  # a real Unix time: decay periods are not period 0
 SESSIONS = {  # user -> items, in order; "hot" is the most popular item
@@ -229,17 +229,17 @@ def test_held_arrays_give_the_lists_of_the_store_itself(reuse_seconds: float) ->
         batch.flush()  # a batch of one event: the store trims once per write, as Redis does per flush
 
 
-def test_best_candidates_rank_ties_by_name_descending_as_redis_does() -> None:
-    """Names of any length, sharing prefixes and tying on scores: the order of a Python sort."""
-    from online_models.cooccurrence import _best
-    from streamreco.store.base import MemberIds
-
+def test_tied_neighbours_rank_by_name_descending_as_redis_does() -> None:
+    """Names of any length, sharing prefixes and tying on scores, held in no order: the order of a Python sort."""
     rng = random.Random(7)
     for _ in range(200):
-        members = MemberIds()
+        model = ItemCooccurrence(store=BatchStore(MemoryStore()))  # rows held in the order they were written
         names = list({rng.choice(["", "sku-0000", "i", "sku-00001"]) + str(rng.randrange(40)) for _ in range(30)})
-        pool = members.of(names)
-        totals = np.array([float(rng.randrange(4)) for _ in names])
+        rng.shuffle(names)
+        values = [float(rng.randrange(1, 5)) for _ in names]
+        model.state.zincr(model.keys.neighbours("source"), dict(zip(names, values, strict=True)))
+        profile = Profile("u")
+        profile.add("source", ts=0.0, weight=1.0)
         k = rng.randrange(1, len(names) + 1)
-        expected = [name for _, name in sorted(zip(totals.tolist(), names), reverse=True)][:k]
-        assert [names[at] for at in _best(totals, k, pool, members)] == expected
+        expected = [name for _, name in sorted(zip(values, names, strict=True), reverse=True)][:k]
+        assert list(model.candidates(profile, k, exclude={"source"})) == expected
