@@ -42,7 +42,6 @@ class RedisStore(Store):
         self.client = client
         self._batch: redis.client.Pipeline | None = None
         self._increments: list[tuple[str, Mapping[str, float], int | None]] = []
-        self._increment_script = client.register_script(_INCREMENTS)
 
     @classmethod
     def from_url(cls, url: str, password: str | None = None, **options: object) -> RedisStore:
@@ -73,7 +72,9 @@ class RedisStore(Store):
         for key, deltas, cap in self._increments:
             keys.append(key)
             args += [cap or 0, len(deltas), struct.pack(f"<{len(deltas)}d", *deltas.values()), *deltas]
-        self._increment_script(keys=keys, args=args, client=pipe)
+        # EVAL, not EVALSHA: redis-py would ask SCRIPT EXISTS first, a round trip per batch, and
+        # a NOSCRIPT inside MULTI/EXEC would leave the rest of the transaction applied
+        pipe.eval(_INCREMENTS, len(keys), *keys, *args)
         self._increments.clear()
 
     @contextlib.contextmanager
