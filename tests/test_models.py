@@ -6,7 +6,6 @@ import pickle
 import random
 import re
 
-import numpy as np
 import pytest
 
 from online_models import (
