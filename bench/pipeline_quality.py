@@ -5,7 +5,8 @@ real ``streamreco worker`` process learns from them with its state in Redis and
 publishes one list per event (``coalesce_lists=false``); then the whole
 recommendations topic is read back and every event is scored against the last
 list the worker *published* for its user before it: the list caused by the
-user's previous event (a user's first event meets no list, a scored miss).
+user's previous event (a user's first event meets the newcomers' list, the
+one published after the last new user's first interaction before it).
 Re-interactions are learned from but not scored, exactly as in
 :func:`streamreco.evaluation.replay_offline`, so the two modes count the same
 events and, for the same model and settings, should give the same numbers.
@@ -17,9 +18,10 @@ that caused them:
 >>> events = [ShopEvent(event_id=f"e{k}", type="view", user_id=u, item_id=i, ts=k)
 ...           for k, (u, i) in enumerate([("a", "x"), ("a", "y"), ("a", "x"), ("b", "y")])]
 >>> published = {"e0": ["y", "z"], "e1": ["z"], "e2": ["z"], "e3": ["x"]}
->>> first, last = score_published(events, published, split_at=[2])
->>> (first.scored, first.hits), (last.events, last.scored, last.hits)  # e1 hits; e2 is a repeat
-((2, 1), (2, 1, 0))
+>>> newcomers = {"e0": ["y"]}  # published after a's first interaction, e0
+>>> first, last = score_published(events, published, newcomers, split_at=[2])
+>>> (first.scored, first.hits), (last.events, last.scored, last.hits)  # e1 and e3 hit; e2 is a repeat
+((2, 1), (2, 1, 1))
 
 :func:`replay_through_pipeline` runs one model end to end on a broker and Redis
 that are already up; :func:`measure`, what ``bench.quality --pipeline`` calls,
@@ -48,7 +50,7 @@ from online_models.feedback import interaction_weight
 from producers.replay import produce_events
 from streamreco.embedded import free_port, services
 from streamreco.evaluation import PrequentialScore, ReplayResult
-from streamreco.events import ShopEvent
+from streamreco.events import NEWCOMERS, ShopEvent
 from streamreco.settings import EMBEDDED, Settings
 
 #: Seconds between two progress lines while the worker catches up.
@@ -96,8 +98,11 @@ def create_events_topic(settings: Settings) -> None:
         admin.close()
 
 
-def published_lists(settings: Settings, causes: Collection[str], timeout: float = 120) -> dict[str, list[str]]:
-    """The lists on the recommendations topic, as item ids by the event that caused them.
+def published_lists(
+    settings: Settings, causes: Collection[str], timeout: float = 120
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The lists on the recommendations topic, as item ids by the event that caused them:
+    the users' own, and the newcomers' (:data:`~streamreco.events.NEWCOMERS`).
 
     Reads from the beginning until a list caused by each of ``causes`` has
     been seen, or nothing new has come for ``timeout`` seconds. (Tansu answers
@@ -109,6 +114,7 @@ def published_lists(settings: Settings, causes: Collection[str], timeout: float 
         auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
     )  # fmt: skip
     lists: dict[str, list[str]] = {}
+    newcomers: dict[str, list[str]] = {}
     missing = set(causes)
     quiet_since = time.monotonic()
     try:
@@ -118,17 +124,23 @@ def published_lists(settings: Settings, causes: Collection[str], timeout: float 
                 for record in batch:
                     if record.value is not None:  # a tombstone (forget) is no list
                         body = orjson.loads(record.value)
-                        lists[body["caused_by"]] = [entry["item_id"] for entry in body["items"]]
-                        missing.discard(body["caused_by"])
+                        items = [entry["item_id"] for entry in body["items"]]
+                        if body["user_id"] == NEWCOMERS:
+                            newcomers[body["caused_by"]] = items
+                        else:
+                            lists[body["caused_by"]] = items
+                            missing.discard(body["caused_by"])
     finally:
         consumer.close()
-    return lists
+    return lists, newcomers
 
 
 def score_published(
-    events: Sequence[ShopEvent], published: Mapping[str, list[str]], n: int = 10, split_at: Sequence[int] = ()
+    events: Sequence[ShopEvent], published: Mapping[str, list[str]], newcomers: Mapping[str, list[str]],
+    n: int = 10, split_at: Sequence[int] = (),
 ) -> list[PrequentialScore]:
-    """Each event tested against the list published after its user's previous event.
+    """Each event tested against the list published after its user's previous event; a user's
+    first, against the newcomers' list published after the latest event before it that caused one.
 
     The same protocol as :func:`~streamreco.evaluation.replay_offline`: an event
     that teaches no model (no item, no weight) is neither tested nor learned
@@ -140,13 +152,15 @@ def score_published(
     segments = [PrequentialScore(n=n) for _ in range(len(boundaries) + 1)]
     previous: dict[str, str] = {}  # user -> id of their latest event
     seen: defaultdict[str, set[str]] = defaultdict(set)
+    newcomers_shown: list[str] = []
     for index, event in enumerate(events):
         user, item = event.user_id, event.item_id
         if item is not None and interaction_weight(event) is not None:
-            shown = published[previous[user]] if user in previous else []
+            shown = published[previous[user]] if user in previous else newcomers_shown
             segments[bisect.bisect_right(boundaries, index)].update(shown, item, seen_before=item in seen[user])
             seen[user].add(item)
         previous[user] = event.event_id
+        newcomers_shown = newcomers.get(event.event_id, newcomers_shown)
     return segments
 
 
@@ -192,14 +206,14 @@ def replay_through_pipeline(
         health = worker.health()
     finally:
         worker.stop()
-    published = published_lists(settings, [e.event_id for e in events])
+    published, newcomers = published_lists(settings, [e.event_id for e in events])
     unlisted = [e.event_id for e in events if e.event_id not in published]
     if unlisted or health["dead_lettered"]:
         raise RuntimeError(
             f"{len(unlisted):,} events without a published list (first: {unlisted[:5]}), "
             f"{health['dead_lettered']:,} dead-lettered"
         )
-    segments = score_published(events, published, settings.top_n, split_at)
+    segments = score_published(events, published, newcomers, settings.top_n, split_at)
     return ReplayResult(settings.model, segments, seconds), health
 
 

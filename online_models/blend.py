@@ -15,9 +15,9 @@ source that contributed most to it.
 >>> for item in ["tent", "stove", "tent2", "stove"]:
 ...     blend.learn_one(alice, item, weight=1.0, ts=0.0)
 ...     alice.add(item, ts=0.0, weight=1.0)
->>> newcomer = Profile("newcomer")
+>>> newcomer = Profile("newcomer")  # alice began with the tent
 >>> [(i, c.reason) for i, c in blend.candidates(newcomer, k=2).items()]
-[('stove', 'popular'), ('tent2', 'popular')]
+[('tent', 'popular_with_new_users'), ('stove', 'popular')]
 """
 
 from __future__ import annotations

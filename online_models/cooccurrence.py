@@ -19,8 +19,10 @@ Per call, for all its users at once: the recent items' whole rows (at most
 (:meth:`~streamreco.store.Store.zrows`, :meth:`~streamreco.store.Store.zscores_of`)
 and weighed in numpy, then each user's rows summed and the best chosen in
 compiled code (numba), whatever the catalogue size. Tied candidates rank by item name, descending, as Redis ranks a sorted set.
-Where the neighbours are fewer than asked for (a newcomer has none), the most
-interacted-with items fill the list after them.
+Where the neighbours are fewer than asked for, the most interacted-with items
+fill the list after them. A newcomer (no interaction yet) has none: their list
+is what new users most often interacted with first (learned from each user's
+first interaction), then the most interacted-with items.
 
 >>> from online_models.profile import Profile
 >>> model = ItemCooccurrence()
@@ -32,6 +34,8 @@ interacted-with items fill the list after them.
 >>> bob = Profile("bob"); bob.add("tent", ts=1.0, weight=1.0)
 >>> {item: c.reason for item, c in model.candidates(bob, k=3, exclude=bob.seen).items()}
 {'stove': 'similar_to:tent', 'lamp': 'similar_to:tent', 'mug': 'popular'}
+>>> {item: c.reason for item, c in model.candidates(Profile("dan"), k=3).items()}  # alice and carol began so
+{'tent': 'popular_with_new_users', 'mug': 'popular_with_new_users', 'stove': 'popular'}
 """
 
 from __future__ import annotations
@@ -136,6 +140,8 @@ class ItemCooccurrence(BatchedRecommender):
             step = {item: self.transition_decay**position}
             state.zincr(keys.transitions(previous), step, cap=self.neighbours)
         state.zincr(keys.counts(), {item: 1.0})
+        if not profile.n_events:  # the user's first interaction
+            state.zincr(keys.first_items(), {item: 1.0})
 
     def _sources(self, profile: Profile) -> tuple[list[str], list[int], list[str]]:
         """The user's recent items whose neighbours are read (newest first), how many steps
@@ -165,7 +171,7 @@ class ItemCooccurrence(BatchedRecommender):
             newcomers = newcomers or not similar
         neighbours = [ids for ids, _ in state.zrows(list(rows))]
         if newcomers:  # what their lists read (see candidates_many)
-            state.ztop([keys.counts()], k + max(len(p.seen) for p in profiles))
+            state.ztop([keys.first_items(), keys.counts()], k + max(len(p.seen) for p in profiles))
         state.zscores_of(keys.counts(), np.concatenate([*neighbours, state.members.of(followed)]))
 
     def candidates_many(
@@ -174,11 +180,16 @@ class ItemCooccurrence(BatchedRecommender):
         """Each user's best neighbours; where they are fewer than asked for, the most
         interacted-with items after them, from one read of the counts for every such user."""
         found = self._neighbours(profiles, ks, excluded)
-        short = [at for at, k in enumerate(ks) if len(found[at]) < k]
-        if short:  # the top that holds enough for each, whatever it leaves out
-            (rows,) = self.state.ztop([self.keys.counts()], max(ks[at] + len(excluded[at]) for at in short))
-            for at in short:
-                found[at] = _filled(found[at], rows, ks[at], excluded[at])
+        keys = self.keys
+        newcomers = [profile.n_events == 0 for profile in profiles]
+        for key, reason, only_newcomers in (
+            (keys.first_items(), "popular_with_new_users", True), (keys.counts(), "popular", False)
+        ):  # each set read once, as deep as the neediest user still short needs
+            short = [at for at, k in enumerate(ks) if len(found[at]) < k and (newcomers[at] or not only_newcomers)]
+            if short:
+                (rows,) = self.state.ztop([key], max(ks[at] + len(excluded[at]) for at in short))
+                for at in short:
+                    found[at] = _filled(found[at], rows, ks[at], excluded[at], reason)
         return found
 
     def _neighbours(
@@ -256,10 +267,11 @@ class ItemCooccurrence(BatchedRecommender):
 
 
 def _filled(
-    found: dict[str, Candidate], popular: list[tuple[str, float]], k: int, exclude: Collection[str]
+    found: dict[str, Candidate], popular: list[tuple[str, float]], k: int, exclude: Collection[str],
+    reason: str = "popular",
 ) -> dict[str, Candidate]:
     """``found`` and after them, up to ``k`` in all, the ``popular`` items (highest count first)
-    not in ``exclude``, scored by count scaled below the weakest of ``found``.
+    not in ``exclude``, scored by count scaled below the weakest of ``found``, for ``reason``.
 
     >>> found = _filled({"a": Candidate(0.4, "similar_to:x")}, [("b", 9.0), ("c", 3.0), ("d", 1.0)], 3, {"b"})
     >>> {item: (round(c.score, 3), c.reason) for item, c in found.items()}
@@ -269,7 +281,7 @@ def _filled(
         return found
     scale = min(c.score for c in found.values()) / (popular[0][1] + 1.0) if found else 1.0
     fill = ((item, count) for item, count in popular if item not in found and item not in exclude)
-    return found | {item: Candidate(count * scale, "popular") for item, count in itertools.islice(fill, k - len(found))}
+    return found | {item: Candidate(count * scale, reason) for item, count in itertools.islice(fill, k - len(found))}
 
 
 @numba.njit(cache=True, nogil=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from online_models import Profile, Recommender, build_model, recommend
 from online_models.feedback import interaction_weight
-from streamreco.events import ShopEvent
+from streamreco.events import NEWCOMERS, ShopEvent
 from streamreco.store import BatchStore, MemoryStore, Store
 
 #: Items in the top ``POPULAR_SHARE`` by interactions count as "popular" for the bias measure.
@@ -215,10 +215,11 @@ def replay_offline(
     """Replay ``interactions`` through a fresh model, test then train.
 
     Per event, exactly what the worker does: the test list is the one last
-    published for the user (a user with none yet gets an empty list: a scored
-    miss); the model learns (when the event carries a weight); the profile
-    records the event; the refreshed top ``n`` is published and remembered as
-    shown. The model's state is in a :class:`BatchStore` over a
+    published for the user (for a user with none yet, the newcomers' list: the
+    model's list for a user with no history, published again after each new
+    user's first interaction); the model learns (when the event carries a
+    weight); the profile records the event; the refreshed top ``n`` is
+    published and remembered as shown. The model's state is in a :class:`BatchStore` over a
     :class:`MemoryStore`, flushed after each event: a worker's batch of one.
     ``model`` is a name for :func:`online_models.build_model` or a factory
     called with the store. ``split_at`` lists event indexes where a new
@@ -228,8 +229,8 @@ def replay_offline(
     >>> events = [ShopEvent(event_id=str(k), type="view", user_id=u, item_id=i, ts=k)
     ...           for k, (u, i) in enumerate([("a", "x"), ("b", "x"), ("c", "y"), ("c", "x")])]
     >>> result = replay_offline("popularity", events, split_at=[2])
-    >>> [(s.events, s.hits) for s in result.segments]   # c's list after y is [x]: a hit
-    [(2, 0), (2, 1)]
+    >>> [(s.events, s.hits) for s in result.segments]   # b is shown newcomers [x]; c's list after y, [x]
+    [(2, 1), (2, 1)]
     """
     store = BatchStore(MemoryStore(), reusable=lambda key: True, reuse_seconds=math.inf)  # the only writer
     if isinstance(model, str):
@@ -241,7 +242,7 @@ def replay_offline(
     boundaries = sorted(set(split_at))
     segments = [PrequentialScore(n=n)]
     profiles: dict[str, Profile] = {}
-    published: dict[str, list[str]] = {}
+    published: dict[str, list[str]] = {NEWCOMERS: []}
     started = time.perf_counter()
     for index, event in enumerate(interactions):
         if boundaries and index == boundaries[0]:
@@ -256,10 +257,13 @@ def replay_offline(
         if item is None or weight is None:
             profile.last_ts = max(profile.last_ts, event.ts)
         else:
-            shown = published.get(event.user_id, [])
+            shown = published.get(event.user_id, published[NEWCOMERS])
             segments[-1].update(shown, item, seen_before=item in profile.seen)
+            first = not profile.n_events
             recommender.learn_one(profile, item, weight, event.ts)
             profile.add(item, event.ts, weight, purchased=event.type == "purchase")
+            if first:
+                published[NEWCOMERS] = [r.item_id for r in recommend(recommender, Profile(NEWCOMERS), n, exclude_seen)]
         profile.shown = published[event.user_id] = [
             r.item_id for r in recommend(recommender, profile, n, exclude_seen)
         ]

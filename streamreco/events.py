@@ -111,6 +111,12 @@ class CatalogEvent(_Message):
     created_at: Timestamp | None = None
 
 
+#: The ``user_id`` of the list for newcomers: what a user with no list of their own is shown
+#: (no user has an empty id). The worker publishes it again whenever a new user's first
+#: interaction changes it.
+NEWCOMERS = ""
+
+
 class RecommendedItem(BaseModel):
     """One entry of a list: the item, its score and what produced it."""
 

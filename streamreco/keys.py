@@ -67,6 +67,10 @@ class Keys:
         """Interactions per item, all time."""
         return f"{self.namespace}:counts"
 
+    def first_items(self) -> str:
+        """Items as new users' first interaction: how many began with each."""
+        return f"{self.namespace}:first"
+
     def popularity(self, period: int | None) -> str:
         """Time-decayed popularity in one decay period (``None``: no decay)."""
         return f"{self.namespace}:pop" if period is None else f"{self.namespace}:pop:{period}"
@@ -88,7 +92,7 @@ class Keys:
         """
         ns = self.namespace
         return key.startswith((f"{ns}:co:", f"{ns}:tr:", f"{ns}:pop:")) or key in {
-            self.counts(), self.popularity(None), self.factor_items()
+            self.counts(), self.first_items(), self.popularity(None), self.factor_items()
         }
 
     def unavailable(self) -> str:

@@ -55,7 +55,8 @@ class WorkerState:
     dead_lettered: int = 0
     duplicates: int = 0
     rekeyed: int = 0
-    lists_published: int = 0
+    lists_published: int = 0  # users' lists
+    newcomer_lists_published: int = 0
     store_errors: int = 0
     started_at: float = field(default_factory=time.time)
     processor: EventProcessor | None = None
@@ -129,7 +130,9 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
         state.dead_lettered += len(result.dead_letters)
         state.duplicates += result.duplicates
         state.rekeyed += len(result.rekeyed)
-        state.lists_published += len(result.lists)
+        lists = len(result.users_lists())
+        state.lists_published += lists
+        state.newcomer_lists_published += len(result.lists) - lists
         state.events_processed += result.processed
 
     sent: asyncio.Future | None = None  # the output sent last: its seconds of publishing, once acknowledged

@@ -91,8 +91,10 @@ class WorkerMetrics:
                                   "event_id the user just sent", ["stream"], registry=r)
         self.rekeyed = Counter("streamreco_events_rekeyed", "Events produced again keyed by "
                                "user_id", ["stream"], registry=r)
-        self.lists = Counter("streamreco_lists_published", "Recommendation lists published",
+        self.lists = Counter("streamreco_lists_published", "Users' recommendation lists published",
                              registry=r)
+        self.newcomer_lists = Counter("streamreco_newcomer_lists_published", "Newcomers' lists "
+                                      "published (the list for users with none of their own)", registry=r)
         self.tombstones = Counter("streamreco_lists_deleted", "Tombstones published for users "
                                   "whose list was deleted", registry=r)
         self.batch_size = Histogram("streamreco_batch_size", "Messages per batch taken from the "
@@ -171,10 +173,12 @@ class WorkerMetrics:
         now = time.time()
         self.batch_seconds.labels(stream).observe(now - started)
         self.publish_seconds.labels(stream).observe(publishing)
-        self.lists.inc(len(result.lists))
+        lists = result.users_lists()
+        self.lists.inc(len(lists))
+        self.newcomer_lists.inc(len(result.lists) - len(lists))
         self.tombstones.inc(len(getattr(result, "tombstones", ())))
         produced = {m.key: m.timestamp for m in messages if m.timestamp is not None}
-        for rec in result.lists:
+        for rec in lists:
             timestamp = produced.get(rec.user_id.encode())
             if timestamp is not None and rec.generated_at >= started:
                 self.freshness.observe(max(now - timestamp, 0.0))

@@ -1,8 +1,9 @@
 """What the worker does with a batch of events, free of Faust so it can be tested alone.
 
 :class:`EventProcessor` takes raw messages from the events topic and returns
-what must be published: the refreshed list of every user in the batch, the
-dead letters and the messages to re-key. All Redis changes of a batch go out as
+what must be published: the refreshed list of every user in the batch (and the
+newcomers' list, with an empty ``user_id``, when a new user's first interaction
+changed it), the dead letters and the messages to re-key. All Redis changes of a batch go out as
 one transaction; the output may be published while it is applied, and should it
 fail, the batch is processed again from the state before it, to the same output.
 
@@ -12,7 +13,7 @@ fail, the batch is processed again from the state before it, to the same output.
 >>> view = b'{"event_id": "e1", "type": "view", "user_id": "u1", "item_id": "i1", "ts": 1}'
 >>> result = processor.process([RawMessage(key=b"u1", value=view)])
 >>> [(r.user_id, r.caused_by) for r in result.lists]
-[('u1', 'e1')]
+[('u1', 'e1'), ('', 'e1')]
 >>> bad = processor.process([RawMessage(key=b"u1", value=b"{not json")])
 >>> bad.dead_letters[0].reason[:15]
 'not valid JSON '
@@ -30,7 +31,7 @@ from online_models import Profile, build_model
 from online_models.ranking import prefetch, recommend_many
 from online_models.feedback import interaction_weight
 from streamreco.evaluation import RollingScore
-from streamreco.events import InvalidEvent, RecommendationList, ShopEvent, dumps, parse_event
+from streamreco.events import NEWCOMERS, InvalidEvent, RecommendationList, ShopEvent, dumps, parse_event
 from streamreco.keys import Keys
 from streamreco.privacy import Pseudonymiser
 from streamreco.settings import Settings
@@ -76,6 +77,10 @@ class BatchResult:
     tombstones: list[bytes] = field(default_factory=list)  # users whose published list must go
     by_type: dict[str, int] = field(default_factory=dict)  # processed events per type
 
+    def users_lists(self) -> list[RecommendationList]:
+        """The lists of users, without the newcomers' list."""
+        return [rec for rec in self.lists if rec.user_id != NEWCOMERS]
+
 
 #: ``publish(result)``: sends a batch's output (a processor calls it once the output is final).
 Publish = Callable[[BatchResult], None]
@@ -109,6 +114,7 @@ class EventProcessor:
         self.batch = BatchStore(store, self.keys.learned_by_events, settings.reuse_seconds)
         self.model = build_model(settings.model, self.batch, settings.namespace)
         self.quality = RollingScore(window=settings.quality_window, n=settings.top_n)
+        self.newcomers_shown: list[str] | None = None  # the newcomers' list, as last published
         key = settings.pseudonymise_key
         self.pseudonymise = Pseudonymiser(key.get_secret_value() if key else None)
 
@@ -136,15 +142,27 @@ class EventProcessor:
             for user, blob in zip(user_ids, blobs, strict=True)
         }
 
-    def _learn(self, profile: Profile, event: ShopEvent, tests: list) -> None:
+    def _learn(self, profile: Profile, event: ShopEvent, tests: list) -> bool:
+        """Learn from the event; whether it was the user's first interaction."""
         weight = interaction_weight(event)
         if weight is None or event.item_id is None:
             profile.last_ts = max(profile.last_ts, event.ts)
-            return
-        # test, then train: was the item in the list this user was last shown?
-        tests.append((profile.shown, event.item_id, event.item_id in profile.seen))
+            return False
+        # test, then train: was the item in the list this user was last shown (a user never
+        # shown a list of their own: the newcomers' list)?
+        shown = profile.shown if profile.shown or profile.n_events else self._newcomers_shown()
+        tests.append((shown, event.item_id, event.item_id in profile.seen))
+        first = not profile.n_events
         self.model.learn_one(profile, event.item_id, weight, event.ts)
         profile.add(event.item_id, event.ts, weight, purchased=event.type == "purchase")
+        return first
+
+    def _newcomers_shown(self) -> list[str]:
+        if self.newcomers_shown is None:  # before this worker published it: as stored
+            (blob,) = self.batch.get([self.keys.latest(NEWCOMERS)])
+            stored = RecommendationList.model_validate_json(blob) if blob is not None else None
+            self.newcomers_shown = [item.item_id for item in stored.items] if stored is not None else []
+        return self.newcomers_shown
 
     def _refresh(self, causes: list[tuple[Profile, ShopEvent]]) -> list[RecommendationList]:
         """Each user's new list, answering their event ``cause``; shown to them from now on."""
@@ -154,11 +172,17 @@ class EventProcessor:
         now = time.time()
         for profile, items in zip(profiles, lists, strict=True):
             profile.shown = [item.item_id for item in items]
+            if profile.user_id == NEWCOMERS:
+                self.newcomers_shown = profile.shown
         return [
             RecommendationList(user_id=profile.user_id, items=items, model=settings.model,
                                generated_at=now, caused_by=cause.event_id, event_ts=cause.ts)
             for (profile, cause), items in zip(causes, lists, strict=True)
         ]
+
+    def _profile(self, profiles: dict[str, Profile], user: str) -> Profile:
+        """The user's profile; for :data:`~streamreco.events.NEWCOMERS`, a user with no history."""
+        return Profile(NEWCOMERS) if user == NEWCOMERS else profiles[user]
 
     def _forget(self, user: str, result: BatchResult) -> Profile:
         """Delete every key of ``user`` and unpublish their list; a fresh profile for what follows."""
@@ -213,7 +237,8 @@ class EventProcessor:
                 self.batch.zincr(key, {member: float(score)})
 
     def _republish(self, users: list[str]) -> list[RecommendationList]:
-        """The stored latest lists of ``users``, for events already applied before a restart."""
+        """The stored latest lists of ``users`` (and of newcomers), for events already applied
+        before a restart."""
         blobs = self.batch.get([self.keys.latest(u) for u in users])
         return [RecommendationList.model_validate_json(b) for b in blobs if b is not None]
 
@@ -247,7 +272,7 @@ class EventProcessor:
                 else:
                     events.append((event, message))
             profiles = self._load_profiles(list(dict.fromkeys(e.user_id for e, _ in events)))
-            last_event: dict[str, ShopEvent] = {}
+            last_event: dict[str, ShopEvent] = {}  # (NEWCOMERS: the last new user's first interaction)
             tests: list[tuple[list[str], str, bool]] = []  # scored once the batch is written
             for event, message in events:
                 profile = profiles[event.user_id]
@@ -260,21 +285,24 @@ class EventProcessor:
                     result.processed += 1
                     continue
                 try:
-                    self._learn(profile, event, tests)
+                    first = self._learn(profile, event, tests)
                 except (ValueError, TypeError, ArithmeticError) as exc:  # a bad event, not a bad store
                     result.dead_letters.append(DeadLetter(message, f"processing failed: {exc!r}"))
                     continue
                 result.processed += 1
                 result.by_type[event.type] = result.by_type.get(event.type, 0) + 1
+                changed = {event.user_id: event} | ({NEWCOMERS: event} if first else {})
                 if self.settings.coalesce_lists:
-                    last_event[event.user_id] = event
+                    last_event.update(changed)
                 else:
-                    result.lists.extend(self._refresh([(profile, event)]))
+                    result.lists.extend(self._refresh([(self._profile(profiles, u), e) for u, e in changed.items()]))
             # every user's reads for their list in a few round trips, not several per user
-            prefetch(self.model, [profiles[user] for user in last_event], self.settings.top_n)
-            result.lists.extend(self._refresh([(profiles[user], cause) for user, cause in last_event.items()]))
+            refreshed = [(self._profile(profiles, user), cause) for user, cause in last_event.items()]
+            prefetch(self.model, [profile for profile, _ in refreshed], self.settings.top_n)
+            result.lists.extend(self._refresh(refreshed))
             latest = {r.user_id: r for r in result.lists}
-            result.lists.extend(self._republish([u for u in replayed if u not in latest]))
+            again = [*replayed, NEWCOMERS] if replayed else []  # (which of them changed it is not known)
+            result.lists.extend(self._republish([u for u in again if u not in latest]))
             self.batch.put({
                 self.keys.profile(u): p.encode()
                 for u, p in profiles.items()

@@ -10,6 +10,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
 import faust
+from streamreco.events import NEWCOMERS
 from streamreco.keys import Keys
 from streamreco.privacy import Pseudonymiser
 from streamreco.settings import Settings
@@ -57,10 +58,12 @@ def register(app: faust.App, settings: Settings, state: WorkerState) -> None:
 
     @app.page("/recommendations/{user_id}")
     class LatestRecommendations(View):
-        """``GET /recommendations/{user_id}``: the last list published for the user."""
+        """``GET /recommendations/{user_id}``: the last list published for the user; for a user
+        with none yet, the newcomers' list (its ``user_id`` is empty)."""
 
         async def get(self, request: Request, user_id: str) -> Response:
-            (blob,) = state.store.get([keys.latest(pseudonymise(user_id))])
+            own, newcomers = state.store.get([keys.latest(pseudonymise(user_id)), keys.latest(NEWCOMERS)])
+            blob = own if own is not None else newcomers
             if blob is None:
                 return self.json({"error": f"no recommendations for user {user_id!r} yet"}, status=404)
             return self.bytes(blob, content_type="application/json")
@@ -81,6 +84,7 @@ def register(app: faust.App, settings: Settings, state: WorkerState) -> None:
                 "assigned_partitions": len(assigned),
                 "events_processed": state.events_processed,
                 "lists_published": state.lists_published,
+                "newcomer_lists_published": state.newcomer_lists_published,
                 "dead_lettered": state.dead_lettered,
                 "duplicates": state.duplicates,
                 "rekeyed": state.rekeyed,

@@ -91,14 +91,15 @@ def _views(pairs: list[tuple[str, str]]) -> list[ShopEvent]:
 
 
 def test_replay_tests_the_list_published_after_the_previous_event() -> None:
-    # popularity after a:x, b:x, b:y -> c has no list yet (miss); after c:y, c's list is [x]
+    # a new user meets the newcomers' list, as published after the last new user's first event
     events = _views([("a", "x"), ("b", "x"), ("b", "y"), ("c", "y"), ("c", "x"), ("c", "x")])
     result = replay_offline("popularity", events)
     total = result.total
-    # a:x miss (no list), b:x miss, b:y miss (b saw x; pop list excludes x -> [] ), c:y miss,
-    # c:x hit at rank 1, c:x repeat: not scored
-    assert (total.events, total.scored, total.hits) == (6, 5, 1)
-    assert total.ndcg == pytest.approx(1 / 5)
+    # a:x miss (the newcomers' list is still empty), b:x hit at rank 1 (newcomers: [x]), b:y miss
+    # (b saw x; the list excludes it -> []), c:y miss (newcomers: [x]), c:x hit at rank 1 (c's
+    # list after c:y), c:x repeat: not scored
+    assert (total.events, total.scored, total.hits) == (6, 5, 2)
+    assert total.ndcg == pytest.approx(2 / 5)
     assert result.events_per_second > 0
 
 
@@ -107,5 +108,5 @@ def test_replay_splits_segments_and_reports_progress() -> None:
     events = _views([("a", "x"), ("b", "x"), ("c", "x"), ("d", "x")])
     result = replay_offline("popularity", events, split_at=[1], progress=done.append)
     assert [s.events for s in result.segments] == [1, 3]
-    assert [s.hits for s in result.segments] == [0, 0]  # new users have no list yet
+    assert [s.hits for s in result.segments] == [0, 3]  # the first meets an empty newcomers' list; the rest [x]
     assert done == [4]

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from online_models import Profile
+from streamreco.events import NEWCOMERS
 from streamreco.settings import Settings
 from streamreco.store import MemoryStore
 from streams.catalog import CatalogProcessor
@@ -36,15 +37,18 @@ def test_one_list_per_user_per_batch_reflects_all_of_the_users_events(store):
     processor = EventProcessor(Settings(), store)
     crowd(processor)
     result = processor.process([message("a1", "view", "ann", "tent"), message("a2", "view", "ann", "stove")])
-    (rec,) = result.lists
-    assert rec.caused_by == "a2" and result.processed == 2
+    rec, newcomers = result.lists  # ann's first interaction changed the newcomers' list
+    assert rec.user_id == "ann" and rec.caused_by == "a2" and result.processed == 2
     assert [i.item_id for i in rec.items][:1] == ["lamp"]
+    assert newcomers.user_id == NEWCOMERS and newcomers.caused_by == "a1"
+    # the crowd all began with the tent, and so did ann
+    assert newcomers.items[0].item_id == "tent" and newcomers.items[0].reason == "popular_with_new_users"
 
 
 def test_one_list_per_event_when_not_coalescing(store):
     processor = EventProcessor(Settings(coalesce_lists=False), store)
     result = processor.process([message("a1", "view", "ann", "tent"), message("a2", "view", "ann", "stove")])
-    assert [r.caused_by for r in result.lists] == ["a1", "a2"]
+    assert [(r.user_id, r.caused_by) for r in result.lists] == [("ann", "a1"), (NEWCOMERS, "a1"), ("ann", "a2")]
 
 
 def test_state_is_written_once_per_batch_and_read_back(store):

@@ -36,8 +36,10 @@ def test_pipeline_scores_agree_with_offline_replay(settings_factory, movielens_p
     pipeline, health = replay_through_pipeline(settings, events, tmp_path, split_at=half)
     offline = replay_offline(DEFAULT_MODEL, events, split_at=half)
 
-    # every event processed once and answered by its own list (replay_through_pipeline raises otherwise)
+    # every event processed once and answered by its own list (replay_through_pipeline raises
+    # otherwise), and each new user's first interaction by the newcomers' list too
     assert health["events_processed"] == health["lists_published"] == len(events)
+    assert health["newcomer_lists_published"] == len({event.user_id for event in events})
     assert (health["duplicates"], health["dead_lettered"]) == (0, 0)
     # both modes test the same events...
     assert [(s.events, s.scored) for s in pipeline.segments] == [(s.events, s.scored) for s in offline.segments]
@@ -65,7 +67,7 @@ def test_an_event_meets_the_list_caused_by_its_users_previous_event() -> None:
         event(4, "view", "a", "x"),  # a repeat: counted, not scored
     ]
     published = {"e0": ["z"], "e1": ["x"], "e2": ["q", "z"], "e3": ["x"], "e4": []}
-    (score,) = score_published(events, published)
+    (score,) = score_published(events, published, {})
     assert (score.events, score.scored, score.hits) == (4, 3, 1)
     assert score.ndcg == pytest.approx((1 / 1.584962500721156) / 3)
 
