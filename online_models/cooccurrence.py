@@ -161,34 +161,21 @@ class ItemCooccurrence(BatchedRecommender):
         keys = self.keys
         return [keys.neighbours(j) for j in similar] + [keys.transitions(j) for j in following]
 
-    def prefetch(self, profiles: Sequence[Profile], k: int) -> None:
-        keys, state = self.keys, self.state
-        rows, followed, newcomers = {}, [], False
-        for profile in profiles:
-            similar, _, following = self._sources(profile)
-            rows.update(dict.fromkeys(self._rows(similar, following)))
-            followed += following
-            newcomers = newcomers or not similar
-        neighbours = [ids for ids, _ in state.zrows(list(rows))]
-        if newcomers:  # what their lists read (see candidates_many)
-            state.ztop([keys.first_items(), keys.counts()], k + max(len(p.seen) for p in profiles))
-        state.zscores_of(keys.counts(), np.concatenate([*neighbours, state.members.of(followed)]))
-
     def candidates_many(
         self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]]
     ) -> list[dict[str, Candidate]]:
         """Each user's best neighbours; where they are fewer than asked for, the most
         interacted-with items after them, from one read of the counts for every such user."""
         found = self._neighbours(profiles, ks, excluded)
-        keys = self.keys
-        newcomers = [profile.n_events == 0 for profile in profiles]
-        for key, reason, only_newcomers in (
-            (keys.first_items(), "popular_with_new_users", True), (keys.counts(), "popular", False)
-        ):  # each set read once, as deep as the neediest user still short needs
-            short = [at for at, k in enumerate(ks) if len(found[at]) < k and (newcomers[at] or not only_newcomers)]
-            if short:
-                (rows,) = self.state.ztop([key], max(ks[at] + len(excluded[at]) for at in short))
-                for at in short:
+        short = [at for at, k in enumerate(ks) if len(found[at]) < k]
+        if short:  # one read of the tops, deep enough for each user, whatever it leaves out
+            keys = self.keys
+            newcomers = [at for at in short if profiles[at].n_events == 0]
+            fills = [(keys.first_items(), "popular_with_new_users")] if newcomers else []
+            fills.append((keys.counts(), "popular"))
+            tops = self.state.ztop([key for key, _ in fills], max(ks[at] + len(excluded[at]) for at in short))
+            for (key, reason), rows in zip(fills, tops, strict=True):
+                for at in newcomers if key == keys.first_items() else short:
                     found[at] = _filled(found[at], rows, ks[at], excluded[at], reason)
         return found
 
