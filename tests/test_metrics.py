@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import re
+import subprocess
+import sys
+import textwrap
 import time
+import uuid
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -219,6 +223,41 @@ def test_a_worker_at_warning_or_above_makes_no_debug_records(level: str) -> None
     finally:
         root.setLevel(was[0])
         root.handlers[:] = was[1]
+
+
+def test_warm_up_loads_the_kernel_a_batch_on_redis_calls(redis_url, redis_client) -> None:
+    """After :func:`streams.worker.warm_up`, batches on Redis compile and load nothing more: the
+    warm-up loaded the very kernel they call (before ``gc.freeze``). A fresh interpreter, so that
+    nothing else loaded it first."""
+    namespace = f"warm{uuid.uuid4().hex[:8]}"
+    code = textwrap.dedent(f"""
+        import json
+        from online_models.cooccurrence import _top_neighbours
+        from streamreco.settings import Settings
+        from streamreco.store import open_store
+        from streams.processor import EventProcessor, RawMessage
+        from streams.worker import warm_up
+
+        loaded = [len(_top_neighbours.signatures)]
+        warm_up(Settings(model="cooccurrence"))
+        loaded.append(len(_top_neighbours.signatures))
+        settings = Settings(model="cooccurrence", redis_url={redis_url!r}, namespace={namespace!r})
+        processor = EventProcessor(settings, open_store(settings.redis_url))
+        for n, item in enumerate(["tent", "stove", "lamp", "tent"]):
+            user = f"u{{n % 2}}"
+            body = {{"event_id": f"e{{n}}", "type": "view", "user_id": user, "item_id": item, "ts": 1000.0 + n}}
+            result = processor.process([RawMessage(key=user.encode(), value=json.dumps(body).encode())])
+        loaded.append(len(_top_neighbours.signatures))
+        print(json.dumps({{"loaded": loaded, "last": [i.item_id for i in result.lists[0].items]}}))
+    """)
+    try:
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    finally:
+        if keys := list(redis_client.scan_iter(match=f"{namespace}:*")):
+            redis_client.unlink(*keys)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["loaded"] == [0, 1, 1]  # none before, one after the warm-up, none more after batches
+    assert report["last"][0] == "lamp"  # u1's list came from the neighbours of their items (tent, stove)
 
 
 @pytest.mark.integration
