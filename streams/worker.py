@@ -61,8 +61,8 @@ def warm_up(settings: Settings) -> None:
 
     >>> from online_models.cooccurrence import _top_neighbours
     >>> warm_up(Settings(model="cooccurrence"))
-    >>> len(_top_neighbours.signatures)  # the kernel is ready, as the worker will call it
-    1
+    >>> len(_top_neighbours.signatures) >= 1  # the kernel is loaded (or compiled) and ready
+    True
     """
     processor = EventProcessor(settings.model_copy(update={"pseudonymise_key": None}), MemoryStore())
     for n, (user, item) in enumerate([("a", "x"), ("a", "y"), ("b", "x")]):
