@@ -54,10 +54,10 @@ def warm_up(settings: Settings) -> None:
     """Process a few made-up events with ``settings``' model on a throwaway in-memory store.
 
     What the processor loads only when first used is loaded now: numba's compiled
-    kernels and the tens of thousands of objects of the modules they need, the
-    validators' lazy parts. The worker does this before :func:`gc.freeze`, so that
-    those objects are frozen with the rest rather than scanned by every full
-    collection, and the first real batch is not held up while they load.
+    kernels and the tens of thousands of objects of the modules they need. The worker
+    does this before :func:`gc.freeze`, so that those objects are frozen with the rest
+    rather than scanned by every full collection, and the first real batch is not held
+    up while they load.
 
     >>> from online_models.cooccurrence import _top_neighbours
     >>> warm_up(Settings(model="cooccurrence"))
