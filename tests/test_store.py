@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -94,36 +95,48 @@ def test_a_top_of_nothing_is_empty(store):
     assert s.ztop([p + "z", p + "empty"], 0) == [[], []]
 
 
+#: Members of one and of several bytes (UTF-8), which Redis receives packed end to end.
+MEMBERS = ["m", "né", "o", "päär", "q", "🎬 r"]
+
 set_operations = st.lists(
     st.tuples(
         st.sampled_from(["incr", "incr", "incr", "remove", "delete"]),
         st.sampled_from(["a", "b"]),
-        st.dictionaries(st.sampled_from("mnopqr"), st.sampled_from([-1.0, 0.5, 1.0, 2.0]), min_size=1, max_size=4),
+        st.dictionaries(st.sampled_from(MEMBERS), st.sampled_from([-1.0, 0.5, 1.0, 2.0]), min_size=1, max_size=4),
         st.sampled_from([None, 1, 2, 3]),  # cap
     ),
     max_size=40,
 )
 
 
-@given(ops=set_operations)
+@given(ops=set_operations, in_one_transaction=st.booleans())
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_the_memory_store_ranks_and_trims_as_redis_does(redis_url, ops):
-    """Redis is the reference: the same writes leave the same members, scores and order (ties, caps)."""
+def test_the_memory_store_ranks_and_trims_as_redis_does(redis_url, ops, in_one_transaction):
+    """Redis is the reference: the same writes leave the same members, scores and order (ties, caps),
+    whether each goes on its own or all go as one transaction (their increments in one command)."""
     memory, redis_store = MemoryStore(), open_store(redis_url)
     prefix = f"test{uuid.uuid4().hex[:8]}:"
+    keys = [prefix + "a", prefix + "b"]
+
+    def same() -> None:
+        assert memory.ztop(keys, 10) == redis_store.ztop(keys, 10)
+        assert memory.ztop(keys, 2) == redis_store.ztop(keys, 2)
+        for key in keys:
+            assert memory.zscores(key, MEMBERS) == redis_store.zscores(key, MEMBERS)
+
     try:
-        for op, key, deltas, cap in ops:
-            for s in (memory, redis_store):
-                if op == "incr":
-                    s.zincr(prefix + key, deltas, cap=cap)
-                elif op == "remove":
-                    s.zremove(prefix + key, list(deltas))
-                else:
-                    s.delete([prefix + key])
-            keys = [prefix + "a", prefix + "b"]
-            assert memory.ztop(keys, 10) == redis_store.ztop(keys, 10)
-            assert memory.ztop(keys, 2) == redis_store.ztop(keys, 2)
-            assert memory.zscores(prefix + key, list("mnopqr")) == redis_store.zscores(prefix + key, list("mnopqr"))
+        with redis_store.pipeline() if in_one_transaction else contextlib.nullcontext():
+            for op, key, deltas, cap in ops:
+                for s in (memory, redis_store):
+                    if op == "incr":
+                        s.zincr(prefix + key, deltas, cap=cap)
+                    elif op == "remove":
+                        s.zremove(prefix + key, list(deltas))
+                    else:
+                        s.delete([prefix + key])
+                if not in_one_transaction:
+                    same()
+        same()
     finally:
         redis_store.delete(list(redis_store.scan(prefix)))
         redis_store.close()

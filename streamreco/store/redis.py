@@ -17,18 +17,22 @@ from streamreco.store.base import Store
 
 
 #: Adds many increments to many sorted sets in one command, trimming each to its cap.
-#: ARGV per key: cap (0 = none), number of members, the increments as little-endian doubles
-#: in one string (no float formatting and parsing per member; a Lua number reaches ZINCRBY
-#: as its exact shortest form), then the members.
+#: ARGV: five strings of packed little-endian numbers and bytes, so that a batch's thousand
+#: increments are five arguments, not two thousand (each of which the client would encode
+#: and the server parse): per key, its cap (0 = none) and its number of members; per member,
+#: its increment as a double (no float formatting and parsing; a Lua number reaches ZINCRBY
+#: as its exact shortest form) and its length in bytes; then the members, end to end.
 _INCREMENTS = """
-local at = 1
-for _, key in ipairs(KEYS) do
-  local cap, count, increments = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), ARGV[at + 2]
-  at = at + 3
-  for i = 0, count - 1 do
-    redis.call('ZINCRBY', key, (struct.unpack('<d', increments, 8 * i + 1)), ARGV[at + i])
+local caps, counts, increments, lengths, names = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local member, from = 0, 1
+for at, key in ipairs(KEYS) do
+  local cap = struct.unpack('<I4', caps, 4 * at - 3)
+  for _ = 1, struct.unpack('<I4', counts, 4 * at - 3) do
+    local size = struct.unpack('<I4', lengths, 4 * member + 1)
+    redis.call('ZINCRBY', key, (struct.unpack('<d', increments, 8 * member + 1)), string.sub(names, from, from + size - 1))
+    from = from + size
+    member = member + 1
   end
-  at = at + count
   if cap > 0 and redis.call('ZCARD', key) > cap then redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1)) end
 end
 return #KEYS
@@ -68,13 +72,19 @@ class RedisStore(Store):
     def _send_increments(self, pipe: redis.client.Pipeline) -> None:
         if not self._increments:
             return
-        keys, args = [], []
+        keys, caps, counts, increments, members = [], [], [], [], []
         for key, deltas, cap in self._increments:
             keys.append(key)
-            args += [cap or 0, len(deltas), struct.pack(f"<{len(deltas)}d", *deltas.values()), *deltas]
+            caps.append(cap or 0)
+            counts.append(len(deltas))
+            increments += deltas.values()
+            members += deltas
+        names = [member.encode() for member in members]
         # EVAL, not EVALSHA: redis-py would ask SCRIPT EXISTS first, a round trip per batch, and
         # a NOSCRIPT inside MULTI/EXEC would leave the rest of the transaction applied
-        pipe.eval(_INCREMENTS, len(keys), *keys, *args)
+        pipe.eval(_INCREMENTS, len(keys), *keys, struct.pack(f"<{len(keys)}I", *caps),
+                  struct.pack(f"<{len(keys)}I", *counts), struct.pack(f"<{len(names)}d", *increments),
+                  struct.pack(f"<{len(names)}I", *map(len, names)), b"".join(names))
         self._increments.clear()
 
     @contextlib.contextmanager
