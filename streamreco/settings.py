@@ -173,6 +173,11 @@ class Settings(BaseSettings):
         "(sys.setswitchinterval; Python's default is 0.005): the event loop's fetches, sends and "
         "acknowledgements wait at most this long for a batch being computed",
     )
+    gc_full_every: int = Field(
+        100, ge=1, description="collections of the garbage collector's middle generation between two "
+        "full ones (gc.set_threshold's third value; Python's default is 10): a full collection scans "
+        "every object the worker holds, a pause that holds up every list of the batch it falls in",
+    )
     session_timeout: float = Field(
         10.0, gt=0, description="seconds before the group gives a silent worker's partitions away"
     )

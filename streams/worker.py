@@ -70,20 +70,30 @@ def warm_up(settings: Settings) -> None:
         processor.process([RawMessage(key=user.encode(), value=dumps(event))])
 
 
-def run_worker(settings: Settings) -> None:
-    """Block running a worker until SIGTERM/SIGINT.
+def settle_runtime(settings: Settings) -> None:
+    """Freeze what exists, space out full collections, and set the GIL switch interval.
 
     Everything made until the worker starts (modules, classes, the app, and what
     :func:`warm_up` loads: most of the objects the process will ever hold) is moved
     out of the garbage collector's sight with :func:`gc.freeze`, so that a full
     collection scans only what came since: a few ms instead of 40-180 ms, a pause that
-    held up every list of the batch it fell in (``bench/results/speed.md``). The GIL
+    held up every list of the batch it fell in (``bench/results/speed.md``). Full
+    collections then come every ``settings.gc_full_every`` collections of the middle
+    generation, not every 10: each still pauses every thread for several ms. The GIL
     switch interval is set from ``settings.switch_interval``, so that the event loop is
     not kept waiting long by the thread that computes batches.
     """
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, settings.gc_full_every)
+    sys.setswitchinterval(settings.switch_interval)
+
+
+def run_worker(settings: Settings) -> None:
+    """Block running a worker until SIGTERM/SIGINT, its processor warmed up and the runtime
+    settled (:func:`warm_up`, :func:`settle_runtime`)."""
     declare_input_topics(settings)
     worker = build_worker(settings)
     warm_up(settings)
-    gc.freeze()
-    sys.setswitchinterval(settings.switch_interval)
+    settle_runtime(settings)
     worker.execute_from_commandline()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -258,6 +259,25 @@ def test_warm_up_loads_the_kernel_a_batch_on_redis_calls(redis_url, redis_client
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["loaded"] == [0, 1, 1]  # none before, one after the warm-up, none more after batches
     assert report["last"][0] == "lamp"  # u1's list came from the neighbours of their items (tent, stove)
+
+
+def test_the_settled_runtime_freezes_spaces_full_collections_and_switches_often() -> None:
+    """:func:`streams.worker.settle_runtime` in a fresh interpreter, from the environment's settings."""
+    code = textwrap.dedent("""
+        import gc, json, sys
+        from streamreco.settings import Settings
+        from streams.worker import settle_runtime
+
+        before = [gc.get_threshold()[2], gc.get_freeze_count()]
+        settle_runtime(Settings())
+        print(json.dumps(before + [gc.get_threshold()[2], gc.get_freeze_count(), sys.getswitchinterval()]))
+    """)
+    env = {**os.environ, "STREAMRECO_GC_FULL_EVERY": "37", "STREAMRECO_SWITCH_INTERVAL": "0.002"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    full_before, frozen_before, full_after, frozen_after, switch = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (full_before, frozen_before) == (10, 0)  # Python's defaults
+    assert full_after == 37 and switch == 0.002
+    assert frozen_after > 10_000  # the modules' objects, out of every collection's sight
 
 
 @pytest.mark.integration
