@@ -72,14 +72,13 @@ class RedisStore(Store):
     def _send_increments(self, pipe: redis.client.Pipeline) -> None:
         if not self._increments:
             return
-        keys, caps, counts, increments, members = [], [], [], [], []
+        keys, caps, counts, increments, names = [], [], [], [], []
         for key, deltas, cap in self._increments:
             keys.append(key)
             caps.append(cap or 0)
             counts.append(len(deltas))
             increments += deltas.values()
-            members += deltas
-        names = [member.encode() for member in members]
+            names += map(str.encode, deltas)
         # EVAL, not EVALSHA: redis-py would ask SCRIPT EXISTS first, a round trip per batch, and
         # a NOSCRIPT inside MULTI/EXEC would leave the rest of the transaction applied
         pipe.eval(_INCREMENTS, len(keys), *keys, struct.pack(f"<{len(keys)}I", *caps),
