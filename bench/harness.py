@@ -64,6 +64,7 @@ def fault_free_state(settings: Settings, stream: list[tuple[bytes, bytes]]) -> S
     processor = EventProcessor(settings, store)
     for start in range(0, len(stream), 500):
         processor.process([RawMessage(k, v) for k, v in stream[start : start + 500]])
+    processor.settle()
     return dict(store._blobs), {key: dict(members) for key, members in store._sets.items()}
 
 

@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> list[str]:
         processor = EventProcessor(settings, store)
         for at in range(0, args.warm, WARM_BATCH):
             processor.process(stream[at : min(at + WARM_BATCH, args.warm)])
+        processor.settle()
         position = args.warm
         for size in sizes:
             chunk = stream[position : position + args.events]
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> list[str]:
                 for published in processor.process(chunk[at : at + size]).lists:
                     lists += 1
                     digest.update(f"{published.user_id}:{','.join(i.item_id for i in published.items)};".encode())
+            processor.settle()  # the last batch's write too
             if profile is not None:
                 profile.disable()
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

@@ -168,6 +168,11 @@ class Settings(BaseSettings):
         "applying its own changes to it (other workers' changes show within this time; 0: read "
         "everything per batch)",
     )
+    write_behind: bool = Field(
+        True, description="send a batch's Redis transaction from a thread of its own and compute the "
+        "next batch meanwhile (one transaction in flight, in order; a batch's offsets are committed "
+        "only once its transaction is applied); false: wait for each transaction",
+    )
     switch_interval: float = Field(
         0.001, gt=0, description="seconds a thread may hold Python's GIL while another waits for it "
         "(sys.setswitchinterval; Python's default is 0.005): the event loop's fetches, sends and "

@@ -10,7 +10,9 @@ each topic's part goes to its processor:
 Processing runs in one worker thread so that the event loop keeps serving the
 consumer's heartbeats and the web server while a batch is computed. A batch's
 output is sent as soon as it is final, while Redis applies the batch's writes,
-and the broker acknowledges it while the next batch is computed. A store or
+and the broker acknowledges it while the next batch is computed; with
+``write_behind`` Redis applies them then too. A batch counts as acknowledged (its
+offsets may be committed) once its output is acknowledged and its state written. A store or
 broker error is retried with backoff, never dropped (a batch tried again may
 send some messages twice: lists are keyed, and a batch's lists are sent only
 once everything sent before them was acknowledged, so the latest one still wins).
@@ -153,6 +155,14 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
         sent = asyncio.ensure_future(after_previous())
         return sent
 
+    async def written(result: BatchResult) -> None:
+        """Wait until the batch's state is in Redis (a transaction written behind); where it
+        failed, have the processor apply that batch again."""
+        try:
+            await asyncio.wrap_future(result.written)
+        except Exception:  # noqa: BLE001 - whatever failed, settle() applies the batch again or raises
+            await asyncio.get_running_loop().run_in_executor(executor, events.settle)
+
     async def handle(topic: str, messages: list[RawMessage]) -> asyncio.Future:
         stream, process = processors[topic]
         loop = asyncio.get_running_loop()
@@ -176,6 +186,12 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
 
         async def acknowledged() -> None:
             publishing = await last
+            try:
+                await _retrying(state, "redis", STORE_ERRORS, lambda: written(result))
+            except Exception as exc:  # not the store being away: dead-letter the batch, loudly
+                log.exception("batch state not written")
+                await loop.run_in_executor(executor, events.drop_unwritten)
+                await send(BatchResult(dead_letters=[DeadLetter(m, f"worker error: {exc!r}") for m in messages]))
             count(result)
             state.metrics.observe_published(stream, messages, result, started, publishing)
 

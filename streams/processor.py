@@ -6,6 +6,9 @@ newcomers' list, with an empty ``user_id``, when a new user's first interaction
 changed it), the dead letters and the messages to re-key. All Redis changes of a batch go out as
 one transaction; the output may be published while it is applied, and should it
 fail, the batch is processed again from the state before it, to the same output.
+With ``settings.write_behind`` the transaction is applied while the next batch is
+computed (:attr:`BatchResult.written` tells when it is); should it fail, the
+next call (or :meth:`EventProcessor.settle`) applies that batch again first.
 
 >>> from streamreco.settings import Settings
 >>> from streamreco.store import MemoryStore
@@ -21,6 +24,7 @@ fail, the batch is processed again from the state before it, to the same output.
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +40,7 @@ from streamreco.keys import Keys
 from streamreco.privacy import Pseudonymiser
 from streamreco.settings import Settings
 from streamreco.store import BatchStore, Store
+from streamreco.store.batch import written
 
 
 Parsed = TypeVar("Parsed")
@@ -76,6 +81,8 @@ class BatchResult:
     duplicates: int = 0
     tombstones: list[bytes] = field(default_factory=list)  # users whose published list must go
     by_type: dict[str, int] = field(default_factory=dict)  # processed events per type
+    #: done once the batch's state is in the store (failed: its transaction was not applied)
+    written: concurrent.futures.Future = field(default_factory=written)
 
     def users_lists(self) -> list[RecommendationList]:
         """The lists of users, without the newcomers' list."""
@@ -111,7 +118,11 @@ class EventProcessor:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.keys = Keys(settings.namespace)
-        self.batch = BatchStore(store, self.keys.learned_by_events, settings.reuse_seconds)
+        self.batch = BatchStore(
+            store, self.keys.learned_by_events, settings.reuse_seconds, write_behind=settings.write_behind
+        )
+        # the last batch whose state may not be in the store yet, and its transaction's outcome
+        self._unwritten: tuple[list[RawMessage], concurrent.futures.Future] | None = None
         self.model = build_model(settings.model, self.batch, settings.namespace)
         self.quality = RollingScore(window=settings.quality_window, n=settings.top_n)
         self.newcomers_shown: list[str] | None = None  # the newcomers' list, as last published
@@ -254,8 +265,53 @@ class EventProcessor:
         as it is final, before the batch's state is written, so that the lists
         go out while Redis applies the writes. Should the write fail, the batch
         processed again starts from the state before it, and its output is the
-        same.
+        same. With ``write_behind`` the state is written while the next batch is
+        processed; a failure of that write raises here, from the next batch (or
+        from :meth:`settle`), and the next call applies the failed batch again
+        before its own.
         """
+        if self._unwritten is not None and self._unwritten[1].done():  # (in flight: reads wait as needed)
+            self.settle()
+        result = self._process(messages, publish)
+        self._unwritten = (messages, result.written)
+        return result
+
+    def settle(self) -> None:
+        """Wait until the state of every batch processed is in the store. If the last batch's
+        transaction failed, that batch is processed again first (its output went out already
+        and is not published again); a store error propagates, and calling again tries again.
+
+        >>> from streamreco.store import MemoryStore
+        >>> store = MemoryStore()
+        >>> processor = EventProcessor(Settings(write_behind=True), store)
+        >>> view = b'{"event_id": "e1", "type": "view", "user_id": "u1", "item_id": "i1", "ts": 1}'
+        >>> _ = processor.process([RawMessage(key=b"u1", value=view)])
+        >>> processor.settle(); store.get(["sr:{u:u1}:profile"]) != [None]
+        True
+        """
+        if self._unwritten is None:
+            return
+        messages, outcome = self._unwritten
+        concurrent.futures.wait([outcome])
+        if outcome.exception() is not None:
+            self.batch.discard()  # what was kept assumed that it applied
+            try:
+                self._process(messages, publish=None, score=False)
+                self.batch.settle()
+            except BaseException:
+                self.batch.discard()
+                raise
+        self._unwritten = None
+
+    def drop_unwritten(self) -> None:
+        """Give up the last batch whose transaction failed (on an error that is not the store's
+        being away: it was dead-lettered); what was kept assuming it applied is forgotten."""
+        if self._unwritten is not None and self._unwritten[1].done() and self._unwritten[1].exception():
+            self.batch.discard()
+            self._unwritten = None
+
+    def _process(self, messages: list[RawMessage], publish: Publish | None, score: bool = True) -> BatchResult:
+        """:meth:`process` itself; ``score``: the live quality counts the batch's tests."""
         result = BatchResult()
         try:
             marks = self._applied_marks(messages)
@@ -314,10 +370,11 @@ class EventProcessor:
             self._record_offsets(messages, marks, restarted)
             if publish is not None:
                 publish(result)
-            self.batch.flush()
+            result.written = self.batch.flush()
         except BaseException:
             self.batch.discard()
             raise
-        for shown, item, seen_before in tests:
-            self.quality.update(shown, item, seen_before)
+        if score:
+            for shown, item, seen_before in tests:
+                self.quality.update(shown, item, seen_before)
         return result

@@ -68,6 +68,7 @@ def warm_up(settings: Settings) -> None:
     for n, (user, item) in enumerate([("a", "x"), ("a", "y"), ("b", "x")]):
         event = ShopEvent(event_id=f"warm-up-{n}", type="view", user_id=user, item_id=item, ts=float(n))
         processor.process([RawMessage(key=user.encode(), value=dumps(event))])
+    processor.settle()
 
 
 def settle_runtime(settings: Settings) -> None:

@@ -87,6 +87,7 @@ def test_memory_stays_bounded_however_long_a_user_lives() -> None:
                                        "item_id": f"i{n % 300}", "ts": 1e9 + n}), "events", 0, n)
             for n in range(start, start + 500)
         ])
+    processor.settle()
     (profile,) = store.get(["sr:{u:u}:profile"])
     assert len(profile) < 20_000  # history, recent ids capped; seen items grow only with the catalogue
 

@@ -1,4 +1,8 @@
-"""The batch processor on its own: pure logic over an in-memory store."""
+"""The batch processor on its own: pure logic over an in-memory store.
+
+The store's transactions take a millisecond (:class:`~tests.store_helpers.SlowWrites`), so
+that each batch is written while the next is computed, as in the worker; a test reading
+the store itself settles the processor first."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from streamreco.settings import Settings
 from streamreco.store import MemoryStore
 from streams.catalog import CatalogProcessor
 from streams.processor import EventProcessor, RawMessage
+from tests.store_helpers import SlowWrites
 
 
 def message(event_id: str, type_: str, user: str, item: str | None = None, key: bytes | None = None, **extra):
@@ -24,7 +29,7 @@ def message(event_id: str, type_: str, user: str, item: str | None = None, key: 
 
 @pytest.fixture
 def store():
-    return MemoryStore()
+    return SlowWrites()
 
 
 def crowd(processor: EventProcessor) -> None:
@@ -54,6 +59,7 @@ def test_one_list_per_event_when_not_coalescing(store):
 def test_state_is_written_once_per_batch_and_read_back(store):
     processor = EventProcessor(Settings(), store)
     processor.process([message("a1", "purchase", "ann", "tent")])
+    processor.settle()
     (blob,) = store.get(["sr:{u:ann}:profile"])
     profile = Profile.decode("ann", blob)
     assert profile.purchased == {"tent"} and profile.n_events == 1
@@ -91,7 +97,7 @@ class FailingOnce(MemoryStore):
 
 def test_a_failed_batch_changes_nothing_and_its_retry_applies_once():
     store = FailingOnce()
-    processor = EventProcessor(Settings(), store)
+    processor = EventProcessor(Settings(write_behind=False), store)
     batch = [message("a1", "view", "ann", "tent")]
     with pytest.raises(ConnectionError):
         processor.process(batch)
@@ -105,7 +111,7 @@ def test_a_failed_batch_changes_nothing_and_its_retry_applies_once():
 def test_the_output_is_published_before_the_write_and_a_failed_write_publishes_the_same_again():
     store = FailingOnce()
     store.fail = False
-    processor = EventProcessor(Settings(), store)
+    processor = EventProcessor(Settings(write_behind=False), store)
     crowd(processor)
     store.fail = True
     published, profiles_then = [], []
@@ -124,10 +130,49 @@ def test_the_output_is_published_before_the_write_and_a_failed_write_publishes_t
     assert [(r.user_id, [i.item_id for i in r.items]) for r in result.lists] == published[1]
 
 
+class FailingOnceSlowly(SlowWrites, FailingOnce):
+    """Transactions that take a while, the first of which fails."""
+
+
+def test_a_batch_whose_write_behind_fails_is_applied_again_before_the_next_one():
+    store = FailingOnceSlowly()
+    store.fail = False
+    processor = EventProcessor(Settings(), store)
+    crowd(processor)
+    processor.settle()
+    store.fail = True
+    published = []
+    result = processor.process([message("a1", "view", "ann", "tent")], published.append)
+    # the next batch is computed before the failure is known; its write waits for the one before
+    with pytest.raises(ConnectionError):
+        processor.process([message("a2", "view", "ann", "stove")], published.append)
+    assert isinstance(result.written.exception(), ConnectionError)
+    assert store.get(["sr:{u:ann}:profile"]) == [None] and store.zscores("sr:counts", ["tent"]) == [4.0]
+    # tried again: the failed batch is applied first (not published again), then the next
+    processor.process([message("a2", "view", "ann", "stove")], published.append)
+    processor.settle()
+    caused_by = [r.caused_by for done in published for r in done.users_lists()]
+    assert caused_by[0] == "a1" and set(caused_by[1:]) == {"a2"}  # (a2 maybe twice: once per try)
+    profile = Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0])
+    assert [item for item, _, _ in profile.history] == ["tent", "stove"]
+    assert store.zscores("sr:counts", ["tent", "stove"]) == [5.0, 5.0]
+    assert processor.quality.scored == 12 + 2  # each event scored once
+
+
+def test_settling_applies_a_failed_write_behind_when_no_batch_follows():
+    store = FailingOnceSlowly()
+    processor = EventProcessor(Settings(), store)
+    result = processor.process([message("a1", "view", "ann", "tent")])
+    processor.settle()
+    assert isinstance(result.written.exception(), ConnectionError)
+    assert Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0]).n_events == 1
+
+
 def test_live_quality_scores_each_event_against_the_list_shown_before_it(store):
     processor = EventProcessor(Settings(), store)
     crowd(processor)
     processor.process([message("a1", "view", "ann", "tent")])
+    processor.settle()
     shown = Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0]).shown
     before = processor.quality.scored
     processor.process([message("a2", "view", "ann", shown[0])])
@@ -157,13 +202,16 @@ def test_a_redelivered_batch_changes_no_state_and_publishes_the_stored_lists_aga
     processor = EventProcessor(Settings(), store)
     batch = [at(0, message("a1", "view", "ann", "tent")), at(1, message("a2", "view", "ann", "stove"))]
     first = processor.process(batch)
+    processor.settle()
     state = dict(store._blobs), {k: dict(v) for k, v in store._sets.items()}
     again = processor.process(batch)  # the worker died before the offsets were committed
+    processor.settle()
     assert (dict(store._blobs), {k: dict(v) for k, v in store._sets.items()}) == state
     assert again.processed == 0
     assert [r.model_dump() for r in again.lists] == [r.model_dump() for r in first.lists]
     later = processor.process([at(1, message("a2", "view", "ann", "stove")), at(2, message("a3", "view", "ann", "lamp"))])
     assert later.processed == 1  # only the new offset is applied
+    processor.settle()
     assert Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0]).n_events == 3
 
 
@@ -171,6 +219,7 @@ def test_an_event_id_sent_twice_by_the_producer_is_applied_once(store):
     processor = EventProcessor(Settings(), store)
     result = processor.process([at(0, message("a1", "view", "ann", "tent")), at(1, message("a1", "view", "ann", "tent"))])
     assert (result.processed, result.duplicates) == (1, 1)
+    processor.settle()
     assert Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0]).n_events == 1
 
 
@@ -178,13 +227,16 @@ def test_forget_deletes_everything_held_about_the_user_and_unpublishes_the_list(
     processor = EventProcessor(Settings(), store)
     crowd(processor)
     processor.process([message("a1", "purchase", "ann", "tent"), message("a2", "view", "ann", "stove")])
+    processor.settle()
     assert list(store.scan("sr:{u:ann}:"))
     result = processor.process([message("a3", "view", "ann", "lamp"), message("a4", "forget", "ann")])
+    processor.settle()
     assert list(store.scan("sr:{u:ann}:")) == []
     assert result.tombstones == [b"ann"] and [r.user_id for r in result.lists] == []
     for blob in store._blobs.values():  # no other key mentions the user either
         assert b"ann" not in blob
     again = processor.process([message("a5", "view", "ann", "tent")])  # a new start
+    processor.settle()
     assert Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0]).history == [("tent", 1000.0, 1.0)]
     assert again.lists[0].caused_by == "a5"
 
@@ -196,6 +248,7 @@ def test_user_ids_are_pseudonymised_before_anything_is_stored_or_published(store
     ((key, value),) = result.rekeyed
     assert key.startswith(b"p1:") and b"alice" not in value
     final = processor.process([RawMessage(key, value)])
+    processor.settle()
     assert final.lists[0].user_id == key.decode()
     assert not any(b"alice" in k.encode() or b"alice" in v for k, v in store._blobs.items())
 
@@ -206,6 +259,7 @@ def test_a_partial_redelivery_does_not_move_the_applied_offset_back(store):
     processor.process(views[:10])
     assert processor.process(views[:5]).processed == 0  # redelivered from the last commit
     assert processor.process(views[5:]).processed == 3  # 10, 11, 12 are new; 5..9 are not
+    processor.settle()
     assert Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0]).n_events == 13
 
 
@@ -216,6 +270,7 @@ def test_a_topic_that_started_over_is_new_input_not_a_redelivery(store):
     processor.process(old)
     fresh = [RawMessage(b"bob", message("b0", "view", "bob", "lamp").value, "events", 0, 0, time.time() + 5)]
     assert processor.process(fresh).processed == 1
+    processor.settle()
     assert store.zscores("sr:offsets:events", ["0"]) == [0.0]
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 
 from streamreco.store import BatchStore, MemoryStore, Store, open_store
 from streamreco.store.base import WHOLE
+from tests.store_helpers import SlowWrites
 
 
 class FlushingBatch(BatchStore):
@@ -180,6 +183,55 @@ def test_a_batch_reads_its_own_writes_before_the_flush():
     assert inner.get(["k"]) == [b"v"]
 
 
+class GatedWrites(MemoryStore):
+    """A MemoryStore whose transactions wait until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    @contextlib.contextmanager
+    def pipeline(self) -> Iterator[None]:
+        self.gate.wait()
+        yield
+
+
+def test_a_batch_written_behind_is_read_from_memory_where_known_and_after_it_is_applied_otherwise():
+    inner = GatedWrites()
+    inner.put({"other": b"0"})
+    batch = BatchStore(inner, write_behind=True)
+    batch.put({"profile": b"1"})
+    batch.zremove("offsets", ["0", "1"])
+    batch.zincr("offsets", {"0": 5.0})
+    batch.zincr("counts", {"x": 1.0})
+    outcome = batch.flush()
+    # in flight: blobs and members removed are known exactly; keys it does not change are read
+    assert batch.get(["profile", "other"]) == [b"1", b"0"]
+    assert batch.zscores("offsets", ["0", "1"]) == [5.0, None]
+    assert batch.zscores("elsewhere", ["x"]) == [None]
+    assert not outcome.done() and inner.get(["profile"]) == [None]
+    # a set whose members it increments is read once it is applied
+    read = concurrent.futures.ThreadPoolExecutor(1).submit(batch.zscores, "counts", ["x"])
+    assert concurrent.futures.wait([read], timeout=0.2).not_done == {read}
+    inner.gate.set()
+    assert read.result() == [1.0] and outcome.result() is None
+
+
+class FailingWrites(MemoryStore):
+    def pipeline(self):
+        raise ConnectionError("redis went away")
+
+
+def test_a_failed_write_behind_raises_on_the_next_flush_and_from_its_outcome():
+    batch = BatchStore(FailingWrites(), write_behind=True)
+    batch.zincr("counts", {"x": 1.0})
+    outcome = batch.flush()
+    batch.zincr("counts", {"y": 1.0})
+    with pytest.raises(ConnectionError):
+        batch.flush()
+    assert isinstance(outcome.exception(), ConnectionError)
+
+
 def test_a_discarded_batch_writes_nothing():
     inner = MemoryStore()
     batch = BatchStore(inner)
@@ -211,7 +263,8 @@ class CountingStore(MemoryStore):
 
 operations = st.lists(
     st.tuples(
-        st.sampled_from(["incr", "incr", "top", "scores", "rows", "scores_of", "flush", "remove", "delete"]),
+        st.sampled_from(["incr", "incr", "top", "scores", "rows", "scores_of", "flush", "remove", "delete",
+                         "put", "get"]),
         st.sampled_from(["r:a", "r:b", "other"]),  # "r:" sets are reusable
         st.dictionaries(st.sampled_from("mnopqrst"), st.floats(0.125, 4.0), min_size=1, max_size=4),
         st.integers(1, 6),
@@ -220,20 +273,25 @@ operations = st.lists(
 )
 
 
-@given(operations)
-@settings(max_examples=300, deadline=None)
-def test_reused_reads_are_those_of_the_store_itself(ops):
-    """A single writer that keeps its reads across batches reads exactly what a fresh reader would."""
-    inner = MemoryStore()
-    reusing = BatchStore(inner, reusable=lambda key: key.startswith("r:"), reuse_seconds=3600)
+@pytest.mark.parametrize("write_behind", [False, True], ids=["written-at-once", "written-behind"])
+@given(ops=operations)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_reused_reads_are_those_of_the_store_itself(ops, write_behind):
+    """A single writer that keeps its reads across batches (and writes them behind, while the
+    next batch reads) reads exactly what a fresh reader of the flushed writes would."""
+    truth = MemoryStore()  # every flushed write, applied at once
+    reusing = BatchStore(SlowWrites() if write_behind else truth, reusable=lambda key: key.startswith("r:"),
+                         reuse_seconds=3600, write_behind=write_behind)
     writes: list[tuple[str, str, dict]] = []  # this batch's, replayed on a fresh reader
     for op, key, deltas, n in ops:
-        fresh = BatchStore(inner)  # reads the inner store now; the pending batch is in `reusing`
+        fresh = BatchStore(truth)  # reads the flushed writes now; the pending batch is in `reusing`
         for write in writes:
             _write(fresh, *write)
-        if op in ("incr", "remove", "delete"):
+        if op in ("incr", "remove", "delete", "put"):
             _write(reusing, op, key, deltas)
             writes.append((op, key, deltas))
+        elif op == "get":
+            assert reusing.get([f"blob:{key}"]) == fresh.get([f"blob:{key}"])
         elif op == "top":
             assert reusing.ztop([key], n) == fresh.ztop([key], n)
         elif op == "scores":
@@ -247,7 +305,13 @@ def test_reused_reads_are_those_of_the_store_itself(ops):
             assert [None if s != s else s for s in scores.tolist()] == fresh.zscores(key, list(deltas))
         else:
             reusing.flush()
+            if write_behind:  # the same writes, applied at once
+                flushed = BatchStore(truth)
+                for write in writes:
+                    _write(flushed, *write)
+                flushed.flush()
             writes.clear()
+    reusing.settle()
 
 
 def _write(store: Store, op: str, key: str, deltas: dict) -> None:
@@ -255,8 +319,10 @@ def _write(store: Store, op: str, key: str, deltas: dict) -> None:
         store.zincr(key, deltas, cap=2 if key == "r:b" else None)
     elif op == "remove":
         store.zremove(key, list(deltas))
+    elif op == "put":  # a blob beside each set
+        store.put({f"blob:{key}": repr(sorted(deltas.items())).encode()})
     else:
-        store.delete([key])
+        store.delete([key, f"blob:{key}"])
 
 
 def test_kept_reads_spare_the_store_and_expire():

@@ -4,7 +4,10 @@ The worker wraps its store in a :class:`BatchStore` per batch: reads go to the
 inner store once per key and are remembered; writes are kept here and read back
 by later events of the same batch (so event *k+1* sees what event *k* learned);
 :meth:`BatchStore.flush` sends all of them to the inner store inside one
-``pipeline()`` -- a single Redis transaction.
+``pipeline()`` -- a single Redis transaction. With ``write_behind`` that write is
+sent from a thread of its own while the next batch is computed: that batch reads
+what the write changes from memory (blobs, members removed and set again) or,
+for the rest, once the write is applied (:meth:`BatchStore.settle`).
 
 >>> from streamreco.store.memory import MemoryStore
 >>> inner = MemoryStore()
@@ -12,19 +15,22 @@ by later events of the same batch (so event *k+1* sees what event *k* learned);
 >>> batch.zincr("pop", {"a": 2.0})
 >>> batch.ztop(["pop"], 5), inner.ztop(["pop"], 5)
 ([[('a', 2.0)]], [[]])
->>> batch.flush()
+>>> _ = batch.flush()
 >>> inner.ztop(["pop"], 5)
 [[('a', 2.0)]]
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import functools
 import itertools
 import operator
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,6 +41,36 @@ from streamreco.store.held import HeldRow, HeldScores
 RANK = operator.itemgetter(1, 0)
 
 _DELETED = object()
+
+
+
+def written() -> concurrent.futures.Future:
+    """The outcome of a write already applied."""
+    done: concurrent.futures.Future = concurrent.futures.Future()
+    done.set_result(None)
+    return done
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A batch's write sent but not known to be applied: what it changes, as it will be."""
+
+    future: concurrent.futures.Future
+    blobs: Mapping[str, object]  # key -> bytes, or _DELETED
+    sets: frozenset[str]  # scored sets it changes (incremented, members removed, deleted)
+    deleted: frozenset[str]
+    removed: Mapping[str, set[str]]
+    deltas: Mapping[str, Mapping[str, float]]
+
+    def scores(self, key: str, members: Sequence[str]) -> list[float | None] | None:
+        """The scores of ``members`` once it is applied, where that does not depend on the
+        store's: a deleted set's, or members removed (then maybe incremented); else ``None``."""
+        removed = self.removed.get(key) or ()
+        if key in self.deleted or all(member in removed for member in members):
+            pending = self.deltas.get(key) or {}
+            return [pending.get(member) for member in members]
+        return None
+
 
 #: Up to this many members changed in a set's read top are put back in place one by one;
 #: more are sorted in with the rest (a Python binary search each costs more than a C sort).
@@ -57,6 +93,14 @@ class BatchStore(Store):
     reuse_seconds
         How long a reusable read is kept: the bound on how stale another
         writer's increments (another worker's) may be. 0 keeps nothing.
+    write_behind
+        :meth:`flush` sends the write from a thread of its own and returns at
+        once, so that the next batch is computed while the inner store applies
+        it (one write in flight at a time, in order). What the next batch reads
+        of it comes from memory where this store knows it exactly, and from the
+        inner store once the write is applied otherwise. A failed write raises
+        its error on the next read that waits for it, the next flush or
+        :meth:`settle`, and from the future :meth:`flush` returned.
 
     Sets read through :meth:`zrows` and :meth:`zscores_of` are held apart, as
     arrays (:mod:`streamreco.store.held`) that this batch's increments change in
@@ -64,15 +108,24 @@ class BatchStore(Store):
     """
 
     def __init__(
-        self, inner: Store, reusable: Callable[[str], bool] | None = None, reuse_seconds: float = 0.0
+        self, inner: Store, reusable: Callable[[str], bool] | None = None, reuse_seconds: float = 0.0,
+        write_behind: bool = False,
     ) -> None:
         self.inner = inner
         self.reusable = reusable if reuse_seconds > 0 else None
         self.reuse_seconds = reuse_seconds
+        self._writer = (
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="streamreco-write") if write_behind else None
+        )
+        self._in_flight: _InFlight | None = None
         self.discard()
 
     def discard(self) -> None:
-        """Forget this batch's reads and writes, and every kept read (after a failure)."""
+        """Forget this batch's reads and writes, and every kept read (after a failure); a write
+        in flight is waited for (its outcome is the future :meth:`flush` returned)."""
+        if self._in_flight is not None:
+            concurrent.futures.wait([self._in_flight.future])
+            self._in_flight = None
         # what is known of scored sets: kept across batches for reusable sets
         self._base_tops: dict[str, tuple[int, list[tuple[str, float]]]] = {}  # the inner store's
         self._known: defaultdict[str, dict[str, float | None]] = defaultdict(dict)  # current scores
@@ -96,6 +149,11 @@ class BatchStore(Store):
     # --- blobs ---------------------------------------------------------------------
     def get(self, keys: Sequence[str]) -> list[bytes | None]:
         missing = [key for key in dict.fromkeys(keys) if key not in self._blobs]
+        if missing and (in_flight := self._in_flight) is not None:  # as the write in flight leaves them
+            for key in missing:
+                if (value := in_flight.blobs.get(key, self)) is not self:
+                    self._blobs[key] = None if value is _DELETED else value
+            missing = [key for key in missing if key not in self._blobs]
         if missing:
             self._blobs.update(zip(missing, self.inner.get(missing), strict=True))
         return [self._blobs[key] for key in keys]
@@ -160,6 +218,7 @@ class BatchStore(Store):
         if missing:
             self._note_read(missing)
             self._fresh.update(missing)  # kept past this batch only if its reads may be
+            self._before_reading(missing)
             for key, rows in zip(missing, self.inner.ztop(missing, n), strict=True):
                 self._base_tops[key] = (n, rows)
         return [self._base_tops[key][1] for key in keys]
@@ -179,8 +238,13 @@ class BatchStore(Store):
                     self._apply_batch(key, unknown, [None] * len(unknown))
                 else:
                     missing[key] = unknown
+        if missing and (in_flight := self._in_flight) is not None:  # as the write in flight leaves them
+            for key in list(missing):
+                if (scores := in_flight.scores(key, missing[key])) is not None:
+                    self._apply_batch(key, missing.pop(key), scores)
         if missing:
             self._note_read(missing)
+            self._before_reading(missing)
             for (key, members), scores in zip(missing.items(), self.inner.zscores_many(missing), strict=True):
                 self._apply_batch(key, members, scores)
 
@@ -277,6 +341,7 @@ class BatchStore(Store):
             self._fresh.update(missing)
             reading = [key for key in missing if self._dirty.get(key) is not _DELETED]
             self._note_read(reading)
+            self._before_reading(reading)
             read = dict(zip(reading, self.inner.ztop(reading, WHOLE), strict=True))
             for key in missing:
                 self._rows[key] = self._hold_row(key, read.get(key, []))
@@ -302,7 +367,11 @@ class BatchStore(Store):
         scores.grow(len(self.members))
         if len(unknown := scores.unknown(ids)):
             names = self.members.names_of(unknown.tolist())
-            read = [None] * len(names) if self._dirty.get(key) is _DELETED else self.inner.zscores(key, names)
+            if self._dirty.get(key) is _DELETED:
+                read = [None] * len(names)
+            else:
+                self._before_reading([key])
+                read = self.inner.zscores(key, names)
             removed = self._removed.get(key) or ()
             scores.learn(unknown, np.array([None if m in removed else s for m, s in zip(names, read)], dtype=float))
             pending = self._deltas.get(key) or {}
@@ -316,7 +385,23 @@ class BatchStore(Store):
         self._scores.pop(key, None)
 
     def scan(self, prefix: str) -> Iterator[str]:
+        self.settle()  # the keys the write in flight creates or deletes count
         return self.inner.scan(prefix)
+
+    # --- the write in flight ---------------------------------------------------------------
+    def _before_reading(self, sets: Iterable[str]) -> None:
+        """Wait for the write in flight before reading these scored sets, if it changes any."""
+        if (in_flight := self._in_flight) is not None and (
+            in_flight.future.done() or not in_flight.sets.isdisjoint(sets)
+        ):
+            self.settle()
+
+    def settle(self) -> None:
+        """Wait until the write in flight, if any, is applied; raise its error if it failed
+        (what this store kept then assumed it applied: :meth:`discard` it)."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            in_flight.future.result()
 
     def ping(self) -> bool:
         return self.inner.ping()
@@ -375,18 +460,39 @@ class BatchStore(Store):
             scores.commit([at for at in changed if at is not None and scores.is_known(at)])
 
     # --- the one write ----------------------------------------------------------------------
-    def flush(self) -> None:
-        """Write everything this batch changed to the inner store, then start afresh."""
-        with self.inner.pipeline():
-            deleted = [key for key, value in self._dirty.items() if value is _DELETED]
-            self.inner.delete(deleted)
-            self.inner.put({k: v for k, v in self._dirty.items() if v is not _DELETED})
-            for key, members in self._removed.items():
-                self.inner.zremove(key, members)
-            for key, deltas in self._deltas.items():
-                self.inner.zincr(key, deltas, self._caps.get(key))
+    def flush(self) -> concurrent.futures.Future:
+        """Write everything this batch changed to the inner store, then start afresh.
+
+        Returns the write's outcome: applied already, or (``write_behind``) once
+        the inner store has applied it, after the write before it.
+        """
+        self.settle()  # one write in flight at a time: the one before is applied first
+        write = functools.partial(self._write, self._dirty, self._removed, self._deltas, self._caps)
+        if self._writer is None:
+            write()
+            outcome = written()
+        else:
+            outcome = self._writer.submit(write)
+            deleted = frozenset(key for key, value in self._dirty.items() if value is _DELETED)
+            self._in_flight = _InFlight(
+                outcome, self._dirty, frozenset(deleted | self._deltas.keys() | self._removed.keys()), deleted,
+                self._removed, self._deltas,
+            )
         self._keep_reads()
         self._start_batch()
+        return outcome
+
+    def _write(
+        self, dirty: Mapping[str, object], removed: Mapping[str, set[str]],
+        deltas: Mapping[str, Mapping[str, float]], caps: Mapping[str, int],
+    ) -> None:
+        with self.inner.pipeline():
+            self.inner.delete([key for key, value in dirty.items() if value is _DELETED])
+            self.inner.put({key: value for key, value in dirty.items() if value is not _DELETED})
+            for key, members in removed.items():
+                self.inner.zremove(key, members)
+            for key, increments in deltas.items():
+                self.inner.zincr(key, increments, caps.get(key))
 
 
 def _insert_ranked(rows: list[tuple[str, float]], member: str, score: float) -> None:
