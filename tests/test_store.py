@@ -204,17 +204,29 @@ def test_a_batch_written_behind_is_read_from_memory_where_known_and_after_it_is_
     batch.zremove("offsets", ["0", "1"])
     batch.zincr("offsets", {"0": 5.0})
     batch.zincr("counts", {"x": 1.0})
+    batch.zincr("row", {"x": 1.0}, cap=5)
     outcome = batch.flush()
-    # in flight: blobs and members removed are known exactly; keys it does not change are read
+    # in flight: blobs and members removed are known exactly; what it does not change is read
     assert batch.get(["profile", "other"]) == [b"1", b"0"]
     assert batch.zscores("offsets", ["0", "1"]) == [5.0, None]
-    assert batch.zscores("elsewhere", ["x"]) == [None]
+    assert batch.zscores("elsewhere", ["x"]) == [None] and batch.zscores("counts", ["y"]) == [None]
     assert not outcome.done() and inner.get(["profile"]) == [None]
-    # a set whose members it increments is read once it is applied
-    read = concurrent.futures.ThreadPoolExecutor(1).submit(batch.zscores, "counts", ["x"])
-    assert concurrent.futures.wait([read], timeout=0.2).not_done == {read}
+    # a member it increments is read once it is applied
+    assert read_once_applied(batch, inner, "counts", ["x"]) == [1.0] and outcome.result() is None
+    # any member of a set trimmed to a cap may go: read once it is applied
+    inner.gate.clear()
+    batch.zincr("row", {"z": 1.0}, cap=5)
+    batch.flush()
+    assert read_once_applied(batch, inner, "row", ["y"]) == [None]
+
+
+def read_once_applied(batch: BatchStore, inner: GatedWrites, key: str, members: list[str]) -> list:
+    """``batch.zscores(key, members)``, checked to wait while ``inner`` holds the write back."""
+    read = concurrent.futures.ThreadPoolExecutor(1).submit(batch.zscores, key, members)
+    waiting = concurrent.futures.wait([read], timeout=0.2).not_done == {read}
     inner.gate.set()
-    assert read.result() == [1.0] and outcome.result() is None
+    assert waiting
+    return read.result()
 
 
 class FailingWrites(MemoryStore):

@@ -53,12 +53,13 @@ def written() -> concurrent.futures.Future:
 
 @dataclass(frozen=True)
 class _InFlight:
-    """A batch's write sent but not known to be applied: what it changes, as it will be."""
+    """A batch's write sent but not known to be applied: what it changes."""
 
     future: concurrent.futures.Future
     blobs: Mapping[str, object]  # key -> bytes, or _DELETED
     sets: frozenset[str]  # scored sets it changes (incremented, members removed, deleted)
     deleted: frozenset[str]
+    capped: frozenset[str]  # sets trimmed to a cap: any member may go
     removed: Mapping[str, set[str]]
     deltas: Mapping[str, Mapping[str, float]]
 
@@ -70,6 +71,15 @@ class _InFlight:
             pending = self.deltas.get(key) or {}
             return [pending.get(member) for member in members]
         return None
+
+    def changes(self, key: str, members: Iterable[str]) -> bool:
+        """Whether it may change the score of any of ``members`` of ``key``."""
+        if key not in self.sets:
+            return False
+        if key in self.deleted or key in self.capped:
+            return True
+        deltas, removed = self.deltas.get(key) or {}, self.removed.get(key) or ()
+        return any(member in deltas or member in removed for member in members)
 
 
 #: Up to this many members changed in a set's read top are put back in place one by one;
@@ -94,13 +104,14 @@ class BatchStore(Store):
         How long a reusable read is kept: the bound on how stale another
         writer's increments (another worker's) may be. 0 keeps nothing.
     write_behind
-        :meth:`flush` sends the write from a thread of its own and returns at
+        :meth:`flush` hands the write to a thread of its own and returns at
         once, so that the next batch is computed while the inner store applies
         it (one write in flight at a time, in order). What the next batch reads
-        of it comes from memory where this store knows it exactly, and from the
-        inner store once the write is applied otherwise. A failed write raises
-        its error on the next read that waits for it, the next flush or
-        :meth:`settle`, and from the future :meth:`flush` returned.
+        of what it changes comes from memory where this store knows it exactly
+        (blobs, members removed), and from the inner store once it is applied
+        otherwise; members and keys it does not change are read at once. A
+        failed write raises its error on the next read that waits for it, the
+        next flush or :meth:`settle`, and from the future :meth:`flush` returned.
 
     Sets read through :meth:`zrows` and :meth:`zscores_of` are held apart, as
     arrays (:mod:`streamreco.store.held`) that this batch's increments change in
@@ -244,7 +255,10 @@ class BatchStore(Store):
                     self._apply_batch(key, missing.pop(key), scores)
         if missing:
             self._note_read(missing)
-            self._before_reading(missing)
+            if (in_flight := self._in_flight) is not None and any(
+                in_flight.changes(key, members) for key, members in missing.items()
+            ):
+                self.settle()
             for (key, members), scores in zip(missing.items(), self.inner.zscores_many(missing), strict=True):
                 self._apply_batch(key, members, scores)
 
@@ -370,7 +384,8 @@ class BatchStore(Store):
             if self._dirty.get(key) is _DELETED:
                 read = [None] * len(names)
             else:
-                self._before_reading([key])
+                if (in_flight := self._in_flight) is not None and in_flight.changes(key, names):
+                    self.settle()
                 read = self.inner.zscores(key, names)
             removed = self._removed.get(key) or ()
             scores.learn(unknown, np.array([None if m in removed else s for m, s in zip(names, read)], dtype=float))
@@ -390,10 +405,8 @@ class BatchStore(Store):
 
     # --- the write in flight ---------------------------------------------------------------
     def _before_reading(self, sets: Iterable[str]) -> None:
-        """Wait for the write in flight before reading these scored sets, if it changes any."""
-        if (in_flight := self._in_flight) is not None and (
-            in_flight.future.done() or not in_flight.sets.isdisjoint(sets)
-        ):
+        """Wait for the write in flight before reading these whole scored sets, if it changes any."""
+        if (in_flight := self._in_flight) is not None and not in_flight.sets.isdisjoint(sets):
             self.settle()
 
     def settle(self) -> None:
@@ -475,8 +488,8 @@ class BatchStore(Store):
             outcome = self._writer.submit(write)
             deleted = frozenset(key for key, value in self._dirty.items() if value is _DELETED)
             self._in_flight = _InFlight(
-                outcome, self._dirty, frozenset(deleted | self._deltas.keys() | self._removed.keys()), deleted,
-                self._removed, self._deltas,
+                outcome, self._dirty, frozenset(deleted | self._deltas.keys() | self._removed.keys()),
+                deleted, frozenset(self._caps), self._removed, self._deltas,
             )
         self._keep_reads()
         self._start_batch()
