@@ -186,6 +186,7 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
 
         async def acknowledged() -> None:
             publishing = await last
+            lists_acknowledged = time.time()  # (freshness ends here, not once the state is written)
             try:
                 await _retrying(state, "redis", STORE_ERRORS, lambda: written(result))
             except Exception as exc:  # not the store being away: dead-letter the batch, loudly
@@ -193,7 +194,7 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
                 await loop.run_in_executor(executor, events.drop_unwritten)
                 await send(BatchResult(dead_letters=[DeadLetter(m, f"worker error: {exc!r}") for m in messages]))
             count(result)
-            state.metrics.observe_published(stream, messages, result, started, publishing)
+            state.metrics.observe_published(stream, messages, result, started, publishing, lists_acknowledged)
 
         return asyncio.ensure_future(acknowledged())
 

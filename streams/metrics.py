@@ -160,17 +160,17 @@ class WorkerMetrics:
 
     def observe_published(
         self, stream: str, messages: Iterable[RawMessage], result: BatchResult, started: float,
-        publishing: float,
+        publishing: float, acknowledged: float | None = None,
     ) -> None:
-        """What a batch started at ``started`` (Unix time) published, acknowledged just now
-        after ``publishing`` seconds of sending.
+        """What a batch started at ``started`` (Unix time) published, acknowledged at
+        ``acknowledged`` (default: now) after ``publishing`` seconds of sending.
 
         Freshness is measured from the Kafka timestamp of the user's latest
         message in the batch: with ``coalesce_lists`` (the default) exactly the
         event that caused the list. Lists made before ``started`` (stored lists
         sent again after a redelivery) are not measured.
         """
-        now = time.time()
+        now = time.time() if acknowledged is None else acknowledged
         self.batch_seconds.labels(stream).observe(now - started)
         self.publish_seconds.labels(stream).observe(publishing)
         lists = result.users_lists()

@@ -114,7 +114,7 @@ def test_a_batch_is_counted_by_type_and_its_lists_measured_from_the_record_times
     resent = fresh.model_copy(update={"user_id": "u2", "generated_at": now - 60})  # a stored list sent again
     result = BatchResult(lists=[fresh, resent], processed=3, by_type={"view": 2, "purchase": 1}, duplicates=1)
     metrics.observe_batch("events", messages, result, seconds=0.003)
-    metrics.observe_published("events", messages, result, started=now - 0.5, publishing=0.2)
+    metrics.observe_published("events", messages, result, started=now - 0.5, publishing=0.2, acknowledged=now - 0.1)
 
     assert metrics.value("streamreco_events_processed_total", stream="events", type="view") == 2
     assert metrics.value("streamreco_events_processed_total", stream="events", type="purchase") == 1
@@ -123,6 +123,9 @@ def test_a_batch_is_counted_by_type_and_its_lists_measured_from_the_record_times
     assert metrics.value("streamreco_event_processing_seconds_sum", stream="events") == pytest.approx(0.001)
     assert metrics.value("streamreco_publish_seconds_sum", stream="events") == pytest.approx(0.2)
     assert metrics.value("streamreco_freshness_seconds_count") == 1  # the re-sent list is not measured
+    # both end when the broker acknowledged the lists (not when the batch's state was written)
+    assert metrics.value("streamreco_batch_seconds_sum", stream="events") == pytest.approx(0.4)
+    assert metrics.value("streamreco_freshness_seconds_sum") == pytest.approx(0.9)
     assert metrics.value("streamreco_freshness_seconds_bucket", le="0.5") == 0  # from u1's last event: ~1 s
     assert metrics.value("streamreco_freshness_seconds_bucket", le="2.5") == 1
     assert metrics.processed_offsets == {("events", 0): 9, ("events", 1): 4}
