@@ -53,15 +53,23 @@ def written() -> concurrent.futures.Future:
 
 @dataclass(frozen=True)
 class _InFlight:
-    """A batch's write sent but not known to be applied: what it changes."""
+    """A batch's write sent but not known to be applied: what it changes (the arguments of
+    :meth:`BatchStore._write`)."""
 
     future: concurrent.futures.Future
     blobs: Mapping[str, object]  # key -> bytes, or _DELETED
-    sets: frozenset[str]  # scored sets it changes (incremented, members removed, deleted)
-    deleted: frozenset[str]
-    capped: frozenset[str]  # sets trimmed to a cap: any member may go
     removed: Mapping[str, set[str]]
     deltas: Mapping[str, Mapping[str, float]]
+    capped: Mapping[str, int]  # sets trimmed to a cap: any member may go
+
+    @functools.cached_property
+    def deleted(self) -> frozenset[str]:
+        return frozenset(key for key, value in self.blobs.items() if value is _DELETED)
+
+    @functools.cached_property
+    def sets(self) -> frozenset[str]:
+        """The scored sets it changes (incremented, members removed, deleted)."""
+        return frozenset(self.deleted | self.deltas.keys() | self.removed.keys())
 
     def scores(self, key: str, members: Sequence[str]) -> list[float | None] | None:
         """The scores of ``members`` once it is applied, where that does not depend on the
@@ -258,10 +266,7 @@ class BatchStore(Store):
                     self._apply_batch(key, missing.pop(key), scores)
         if missing:
             self._note_read(missing)
-            if (in_flight := self._in_flight) is not None and any(
-                in_flight.changes(key, members) for key, members in missing.items()
-            ):
-                self.settle()
+            self._before_reading_members(missing)
             for (key, members), scores in zip(missing.items(), self.inner.zscores_many(missing), strict=True):
                 self._apply_batch(key, members, scores)
 
@@ -387,8 +392,7 @@ class BatchStore(Store):
             if self._dirty.get(key) is _DELETED:
                 read = [None] * len(names)
             else:
-                if (in_flight := self._in_flight) is not None and in_flight.changes(key, names):
-                    self.settle()
+                self._before_reading_members({key: names})
                 read = self.inner.zscores(key, names)
             removed = self._removed.get(key) or ()
             scores.learn(unknown, np.array([None if m in removed else s for m, s in zip(names, read)], dtype=float))
@@ -410,6 +414,13 @@ class BatchStore(Store):
     def _before_reading(self, sets: Iterable[str]) -> None:
         """Wait for the write in flight before reading these whole scored sets, if it changes any."""
         if (in_flight := self._in_flight) is not None and not in_flight.sets.isdisjoint(sets):
+            self.settle()
+
+    def _before_reading_members(self, requests: Mapping[str, Iterable[str]]) -> None:
+        """Wait for the write in flight before reading these members' scores, if it may change any."""
+        if (in_flight := self._in_flight) is not None and any(
+            in_flight.changes(key, members) for key, members in requests.items()
+        ):
             self.settle()
 
     def settle(self) -> None:
@@ -489,11 +500,7 @@ class BatchStore(Store):
             outcome = written()
         else:
             outcome = self._writer.submit(write)
-            deleted = frozenset(key for key, value in self._dirty.items() if value is _DELETED)
-            self._in_flight = _InFlight(
-                outcome, self._dirty, frozenset(deleted | self._deltas.keys() | self._removed.keys()),
-                deleted, frozenset(self._caps), self._removed, self._deltas,
-            )
+            self._in_flight = _InFlight(outcome, *write.args)
         self._keep_reads()
         self._start_batch()
         return outcome
