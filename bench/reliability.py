@@ -152,6 +152,40 @@ def redis_outage(settings: Settings, start: StartWorker, folder: Path, events: i
         return outcome
 
 
+def redis_refuses_writes(settings: Settings, start: StartWorker, folder: Path, events: int = 8_000,
+                         refusal: float = 3.0) -> Outcome:
+    """Redis answers reads but refuses writes mid-stream, for ``refusal`` seconds each: first
+    out of memory (``maxmemory`` reached under ``noeviction``), then as a read-only replica
+    (what a failover looks like to a client still talking to the old master)."""
+    with own_redis(folder) as redis_up:
+        settings = settings.model_copy(update={"redis_url": redis_up.url})  # type: ignore[attr-defined]
+        client = redis.Redis.from_url(settings.redis_url)
+        stream = shop_stream(events, seed=13)
+        worker = start(settings)
+        worker.wait_ready()
+        last = produce_all(settings, stream[: events // 3])
+        wait_until(lambda: _progress(client, settings) > events // 24, 60, "some progress")
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)
+        last = _later(last, produce_all(settings, stream[events // 3 : 2 * events // 3]))
+        time.sleep(refusal)
+        client.config_set("maxmemory", 0)
+        client.execute_command("REPLICAOF", "127.0.0.1", str(embedded.free_port()))  # a master that is not there
+        last = _later(last, produce_all(settings, stream[2 * events // 3 :]))
+        time.sleep(refusal)
+        if worker.process.poll() is not None:
+            raise RuntimeError("the worker died while Redis refused writes")
+        client.execute_command("REPLICAOF", "NO", "ONE")
+        outcome = _finish(f"Redis refuses writes mid-stream: out of memory {refusal:.0f} s, then read-only "
+                          f"{refusal:.0f} s", settings, client, stream, last, time.monotonic())
+        health = worker.health()
+        if health["store_errors"] == 0:
+            raise RuntimeError("the refused writes went unnoticed")
+        outcome.dead_lettered = health["dead_lettered"]
+        client.close()
+        return outcome
+
+
 def broker_restart(settings: Settings, start: StartWorker, client: redis.Redis, folder: Path,
                    events: int = 600) -> Outcome:
     """The (memory-only) broker stops and starts again; the worker must reconnect by itself.
@@ -303,11 +337,13 @@ def main(argv: list[str] | None = None) -> int:
         scenarios = [
             lambda s: worker_killed(s, start, client),
             lambda s: redis_outage(s, start, folder / "redis"),
+            lambda s: redis_refuses_writes(s, start, folder / "redis-full"),
             lambda s: broker_restart(s, start, client, folder),
             lambda s: rebalance(s, start, client),
             lambda s: overload(s, start, client),
         ]
         (folder / "redis").mkdir()
+        (folder / "redis-full").mkdir()
         for scenario in scenarios:
             settings = fresh()
             try:
@@ -323,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     report = _markdown(outcomes, "python -m bench.reliability")
     print(report)
     args.output.write_text(report)
-    return 0 if all(o.lost == o.doubled == 0 and o.same_state for o in outcomes) else 1
+    return 0 if all(o.lost == o.doubled == o.dead_lettered == 0 and o.same_state for o in outcomes) else 1
 
 
 if __name__ == "__main__":

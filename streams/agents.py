@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -44,7 +45,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_BACKOFF = 5.0
-STORE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+#: The store is away, or refuses writes for now (full under ``noeviction``, or a replica
+#: during a failover): the batch waits and is tried again, never dead-lettered.
+STORE_ERRORS = (
+    redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
+    OSError,
+)
 
 
 @dataclass
@@ -163,6 +169,8 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
         except Exception:  # noqa: BLE001 - whatever failed, settle() applies the batch again or raises
             await asyncio.get_running_loop().run_in_executor(executor, events.settle)
 
+    acknowledging: dict[str, asyncio.Future] = {}  # per stream: the last batch's acknowledgement
+
     async def handle(topic: str, messages: list[RawMessage]) -> asyncio.Future:
         stream, process = processors[topic]
         loop = asyncio.get_running_loop()
@@ -172,14 +180,23 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
         def publish_early(result: BatchResult) -> None:  # called in the processing thread
             loop.call_soon_threadsafe(lambda: sending.append(send(result)))
 
-        try:
-            result = await _retrying(
-                state, "redis", STORE_ERRORS, lambda: loop.run_in_executor(executor, process, messages, publish_early)
-            )
-        except Exception as exc:  # a bug must not lose the batch: dead-letter it, loudly
-            log.exception("batch failed")
-            result = BatchResult(dead_letters=[DeadLetter(m, f"worker error: {exc!r}") for m in messages])
-            sending.append(send(result))
+        while True:
+            try:
+                result = await _retrying(
+                    state, "redis", STORE_ERRORS,
+                    lambda: loop.run_in_executor(executor, process, messages, publish_early),
+                )
+            except Exception as exc:
+                previous = acknowledging.get(stream)
+                if stream == "events" and previous is not None and not previous.done() and events.write_failed():
+                    # the error may be the last batch's, whose transaction failed: once its
+                    # acknowledgement has applied or dead-lettered it, this batch is tried again
+                    await asyncio.wait([previous])
+                    continue
+                log.exception("batch failed")  # a bug must not lose the batch: dead-letter it, loudly
+                result = BatchResult(dead_letters=[DeadLetter(m, f"worker error: {exc!r}") for m in messages])
+                sending.append(send(result))
+            break
         state.metrics.observe_batch(stream, messages, result, time.perf_counter() - clock)
         # a try's output was scheduled before its end, so it is here; the last one is sent after all others
         last = sending[-1] if sending else send(result)
@@ -187,16 +204,22 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
         async def acknowledged() -> None:
             publishing = await last
             lists_acknowledged = time.time()  # (freshness ends here, not once the state is written)
+            outcome = result
             try:
                 await _retrying(state, "redis", STORE_ERRORS, lambda: written(result))
             except Exception as exc:  # not the store being away: dead-letter the batch, loudly
                 log.exception("batch state not written")
                 await loop.run_in_executor(executor, events.drop_unwritten)
-                await send(BatchResult(dead_letters=[DeadLetter(m, f"worker error: {exc!r}") for m in messages]))
-            count(result)
-            state.metrics.observe_published(stream, messages, result, started, publishing, lists_acknowledged)
+                dead = [DeadLetter(m, f"worker error: {exc!r}") for m in messages]
+                await send(BatchResult(dead_letters=dead))
+                state.metrics.dead_letters.labels(stream).inc(len(dead))
+                # its lists went out, but none of its events was applied
+                outcome = dataclasses.replace(result, processed=0, duplicates=0, by_type={}, dead_letters=dead)
+            count(outcome)
+            state.metrics.observe_published(stream, messages, outcome, started, publishing, lists_acknowledged)
 
-        return asyncio.ensure_future(acknowledged())
+        acknowledging[stream] = asyncio.ensure_future(acknowledged())
+        return acknowledging[stream]
 
     state.consumer = BatchConsumer(settings, processors, handle, loop=app.loop, beacon=app.beacon)
 

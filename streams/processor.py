@@ -303,10 +303,15 @@ class EventProcessor:
                 raise
         self._unwritten = None
 
+    def write_failed(self) -> bool:
+        """Whether the last batch's transaction failed and that batch is not applied yet: an
+        error raised now may be that batch's (:meth:`process` applies it again first)."""
+        return self._unwritten is not None and self._unwritten[1].done() and self._unwritten[1].exception() is not None
+
     def drop_unwritten(self) -> None:
         """Give up the last batch whose transaction failed (on an error that is not the store's
         being away: it was dead-lettered); what was kept assuming it applied is forgotten."""
-        if self._unwritten is not None and self._unwritten[1].done() and self._unwritten[1].exception():
+        if self.write_failed():
             self.batch.discard()
             self._unwritten = None
 
