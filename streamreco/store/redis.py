@@ -2,7 +2,11 @@
 
 Reads of many keys go out as one pipeline (one round trip); writes made inside
 ``with store.pipeline():`` go out as one ``MULTI``/``EXEC`` transaction, so a
-batch of events changes Redis all at once or not at all.
+batch of events changes Redis all at once or not at all: a transaction Redis
+refuses (out of memory, a read-only replica, no permission) applies nothing.
+Redis does not roll back, though, a command that fails while the transaction
+runs: a key of another type where a sorted set is expected (written by someone
+else under this namespace) fails its own command and leaves the others applied.
 """
 
 from __future__ import annotations
