@@ -139,29 +139,40 @@ def own_redis(folder: Path) -> Iterator[Callable[[bool], None]]:
             up(False)
 
 
-def redis_outage(settings: Settings, start: StartWorker, folder: Path, events: int = 8_000,
-                 outage: float = 5.0) -> Outcome:
-    """Redis stops for ``outage`` seconds mid-stream while events keep arriving."""
+@contextlib.contextmanager
+def _worker_on_own_redis(
+    settings: Settings, start: StartWorker, folder: Path
+) -> Iterator[tuple[Settings, redis.Redis, WorkerProcess, Callable[[bool], None]]]:
+    """A worker, ready, on a Redis server of its own (:func:`own_redis`): yields its settings, a
+    client of that server, the worker, and ``up(bool)``; it must have noticed the fault by the end."""
     with own_redis(folder) as redis_up:
         settings = settings.model_copy(update={"redis_url": redis_up.url})  # type: ignore[attr-defined]
         client = redis.Redis.from_url(settings.redis_url)
-        stream = shop_stream(events, seed=11)
         worker = start(settings)
         worker.wait_ready()
-        first = produce_all(settings, stream[: events // 2])
-        wait_until(lambda: _progress(client, settings) > events // 16, 60, "some progress")
+        try:
+            yield settings, client, worker, redis_up
+            if worker.health()["store_errors"] == 0:
+                raise RuntimeError("the worker did not notice the fault")
+        finally:
+            client.close()
+
+
+def redis_outage(settings: Settings, start: StartWorker, folder: Path, events: int = 8_000,
+                 outage: float = 5.0) -> Outcome:
+    """Redis stops for ``outage`` seconds mid-stream while events keep arriving."""
+    with _worker_on_own_redis(settings, start, folder) as (own_settings, client, worker, redis_up):
+        stream = shop_stream(events, seed=11)
+        first = produce_all(own_settings, stream[: events // 2])
+        wait_until(lambda: _progress(client, own_settings) > events // 16, 60, "some progress")
         redis_up(False)
-        rest = produce_all(settings, stream[events // 2 :])  # arrives while Redis is down
+        rest = produce_all(own_settings, stream[events // 2 :])  # arrives while Redis is down
         time.sleep(outage)
         if worker.process.poll() is not None or worker.health().get("redis") is not False:
             raise RuntimeError("the worker should be up and report Redis down")
         redis_up(True)
-        last = {p: max(first.get(p, -1), rest.get(p, -1)) for p in set(first) | set(rest)}
-        outcome = _finish(f"Redis down for {outage:.0f} s mid-stream", settings, client, stream, last, time.monotonic())
-        if worker.health()["store_errors"] == 0:
-            raise RuntimeError("the outage went unnoticed")
-        client.close()
-        return outcome
+        last = _later(first, rest)
+        return _finish(f"Redis down for {outage:.0f} s mid-stream", own_settings, client, stream, last, time.monotonic())
 
 
 def redis_refuses_writes(settings: Settings, start: StartWorker, folder: Path, events: int = 8_000,
@@ -169,31 +180,23 @@ def redis_refuses_writes(settings: Settings, start: StartWorker, folder: Path, e
     """Redis answers reads but refuses writes mid-stream, for ``refusal`` seconds each: first
     out of memory (``maxmemory`` reached under ``noeviction``), then as a read-only replica
     (what a failover looks like to a client still talking to the old master)."""
-    with own_redis(folder) as redis_up:
-        settings = settings.model_copy(update={"redis_url": redis_up.url})  # type: ignore[attr-defined]
-        client = redis.Redis.from_url(settings.redis_url)
+    with _worker_on_own_redis(settings, start, folder) as (own_settings, client, worker, _):
         stream = shop_stream(events, seed=13)
-        worker = start(settings)
-        worker.wait_ready()
-        last = produce_all(settings, stream[: events // 3])
-        wait_until(lambda: _progress(client, settings) > events // 24, 60, "some progress")
+        last = produce_all(own_settings, stream[: events // 3])
+        wait_until(lambda: _progress(client, own_settings) > events // 24, 60, "some progress")
         client.config_set("maxmemory-policy", "noeviction")
         client.config_set("maxmemory", 1)
-        last = _later(last, produce_all(settings, stream[events // 3 : 2 * events // 3]))
+        last = _later(last, produce_all(own_settings, stream[events // 3 : 2 * events // 3]))
         time.sleep(refusal)
         client.config_set("maxmemory", 0)
         client.execute_command("REPLICAOF", "127.0.0.1", str(embedded.free_port()))  # a master that is not there
-        last = _later(last, produce_all(settings, stream[2 * events // 3 :]))
+        last = _later(last, produce_all(own_settings, stream[2 * events // 3 :]))
         time.sleep(refusal)
         if worker.process.poll() is not None:
             raise RuntimeError("the worker died while Redis refused writes")
         client.execute_command("REPLICAOF", "NO", "ONE")
-        outcome = _finish(f"Redis refuses writes mid-stream: out of memory {refusal:.0f} s, then read-only "
-                          f"{refusal:.0f} s", settings, client, stream, last, time.monotonic())
-        if worker.health()["store_errors"] == 0:
-            raise RuntimeError("the refused writes went unnoticed")
-        client.close()
-        return outcome
+        return _finish(f"Redis refuses writes mid-stream: out of memory {refusal:.0f} s, then read-only "
+                       f"{refusal:.0f} s", own_settings, client, stream, last, time.monotonic())
 
 
 def broker_restart(settings: Settings, start: StartWorker, client: redis.Redis, folder: Path,
