@@ -6,6 +6,7 @@ the store itself settles the processor first."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import time
 
@@ -166,6 +167,40 @@ def test_settling_applies_a_failed_write_behind_when_no_batch_follows():
     processor.settle()
     assert isinstance(result.written.exception(), ConnectionError)
     assert Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0]).n_events == 1
+
+
+class RefusingSlowly(SlowWrites):
+    """Transactions that take a while, refused (applying nothing) while ``refuse`` is set."""
+
+    refuse = False
+
+    def put(self, values):
+        if self.refuse:
+            raise RuntimeError("writes refused")
+        super().put(values)
+
+
+def test_a_batch_whose_write_fails_for_good_is_told_and_can_be_dropped():
+    store = RefusingSlowly()
+    processor = EventProcessor(Settings(), store)
+    processor.process([message("a1", "view", "ann", "tent")])
+    processor.settle()
+    assert not processor.write_failed()
+    store.refuse = True
+    result = processor.process([message("a2", "view", "ann", "stove")])
+    concurrent.futures.wait([result.written])
+    assert processor.write_failed()
+    with pytest.raises(RuntimeError):  # the last batch's error, raised by the next (applying it first)
+        processor.process([message("a3", "view", "bob", "lamp")])
+    assert processor.write_failed()  # (what the worker asks before it blames the next batch)
+    store.refuse = False
+    processor.drop_unwritten()  # (the worker dead-letters it)
+    assert not processor.write_failed()
+    processor.process([message("a3", "view", "bob", "lamp")])
+    processor.settle()
+    ann = Profile.decode("ann", store.get(["sr:{u:ann}:profile"])[0])
+    assert [item for item, _, _ in ann.history] == ["tent"]
+    assert store.zscores("sr:counts", ["tent", "stove", "lamp"]) == [1.0, None, 1.0]
 
 
 def test_live_quality_scores_each_event_against_the_list_shown_before_it(store):
