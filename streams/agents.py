@@ -171,6 +171,10 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
 
     acknowledging: dict[str, asyncio.Future] = {}  # per stream: the last batch's acknowledgement
 
+    def dead_lettered(messages: list[RawMessage], exc: Exception) -> BatchResult:
+        """The batch given up on a worker error: every message to the dead-letter topic."""
+        return BatchResult(dead_letters=[DeadLetter(m, f"worker error: {exc!r}") for m in messages])
+
     async def handle(topic: str, messages: list[RawMessage]) -> asyncio.Future:
         stream, process = processors[topic]
         loop = asyncio.get_running_loop()
@@ -194,7 +198,7 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
                     await asyncio.wait([previous])
                     continue
                 log.exception("batch failed")  # a bug must not lose the batch: dead-letter it, loudly
-                result = BatchResult(dead_letters=[DeadLetter(m, f"worker error: {exc!r}") for m in messages])
+                result = dead_lettered(messages, exc)
                 sending.append(send(result))
             break
         state.metrics.observe_batch(stream, messages, result, time.perf_counter() - clock)
@@ -210,11 +214,12 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
             except Exception as exc:  # not the store being away: dead-letter the batch, loudly
                 log.exception("batch state not written")
                 await loop.run_in_executor(executor, events.drop_unwritten)
-                dead = [DeadLetter(m, f"worker error: {exc!r}") for m in messages]
-                await send(BatchResult(dead_letters=dead))
-                state.metrics.dead_letters.labels(stream).inc(len(dead))
+                dead = dead_lettered(messages, exc)
+                await send(dead)
+                state.metrics.dead_letters.labels(stream).inc(len(dead.dead_letters))
                 # its lists went out, but none of its events was applied
-                outcome = dataclasses.replace(result, processed=0, duplicates=0, by_type={}, dead_letters=dead)
+                outcome = dataclasses.replace(result, processed=0, duplicates=0, by_type={},
+                                              dead_letters=dead.dead_letters)
             count(outcome)
             state.metrics.observe_published(stream, messages, outcome, started, publishing, lists_acknowledged)
 

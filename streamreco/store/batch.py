@@ -75,9 +75,9 @@ class _InFlight:
         """The scores of ``members`` once it is applied, where that does not depend on the
         store's: a deleted set's, or members removed (then maybe incremented), unless the set
         is trimmed to a cap; else ``None``."""
-        removed = self.removed.get(key) or ()
         if key in self.capped:
             return None
+        removed = self.removed.get(key) or ()
         if key in self.deleted or all(member in removed for member in members):
             pending = self.deltas.get(key) or {}
             return [pending.get(member) for member in members]
