@@ -216,9 +216,9 @@ def replay_offline(
 
     Per event, exactly what the worker does: the test list is the one last
     published for the user (for a user with none yet, the newcomers' list: the
-    model's list for a user with no history, published again after each new
-    user's first interaction); the model learns (when the event carries a
-    weight); the profile records the event; the refreshed top ``n`` is
+    model's list for a user with no history, published at the start and again
+    after each new user's first interaction); the model learns (when the event
+    carries a weight); the profile records the event; the refreshed top ``n`` is
     published and remembered as shown. The model's state is in a :class:`BatchStore` over a
     :class:`MemoryStore`, flushed after each event: a worker's batch of one.
     ``model`` is a name for :func:`online_models.build_model` or a factory
@@ -242,7 +242,8 @@ def replay_offline(
     boundaries = sorted(set(split_at))
     segments = [PrequentialScore(n=n)]
     profiles: dict[str, Profile] = {}
-    published: dict[str, list[str]] = {NEWCOMERS: []}
+    # what the model shows a newcomer before any event: nothing, unless the factory taught it already
+    published = {NEWCOMERS: [r.item_id for r in recommend(recommender, Profile(NEWCOMERS), n, exclude_seen)]}
     started = time.perf_counter()
     for index, event in enumerate(interactions):
         if boundaries and index == boundaries[0]:
