@@ -11,8 +11,7 @@ from streamreco.events import ShopEvent
 
 def views(pairs: list[tuple[str, str]]) -> list[ShopEvent]:
     return [
-        ShopEvent(event_id=str(k), type="view", user_id=u, item_id=i, ts=float(k))
-        for k, (u, i) in enumerate(pairs)
+        ShopEvent(event_id=str(k), type="view", user_id=u, item_id=i, ts=float(k)) for k, (u, i) in enumerate(pairs)
     ]
 
 
