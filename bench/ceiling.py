@@ -94,11 +94,7 @@ def _hindsight_fold(name: str, events: list[ShopEvent], folds: int, fold: int) -
     others = [event for event in events if group[event.user_id] != fold]
     mine = [(at, event) for at, event in enumerate(events) if group[event.user_id] == fold]
     first_half = sum(1 for at, _ in mine if at < len(events) // 2)
-    result = replay_offline(
-        partial(knowing, _spec(name), others),
-        [event for _, event in mine],
-        split_at=[first_half],
-    )
+    result = replay_offline(partial(knowing, _spec(name), others), [event for _, event in mine], split_at=[first_half])
     if len(result.segments) == 1:  # none of the group's events is in the last half
         result.segments.append(PrequentialScore())
     return result
@@ -107,12 +103,7 @@ def _hindsight_fold(name: str, events: list[ShopEvent], folds: int, fold: int) -
 def hindsight(name: str, events: list[ShopEvent], folds: int, pool: Executor) -> ReplayResult:
     """``name``'s prequential score, in halves, when it knows every other user's whole stream
     (see the module's docstring); the groups are replayed in ``pool``."""
-    runs = list(
-        pool.map(
-            _hindsight_fold,
-            *zip(*((name, events, folds, fold) for fold in range(folds))),
-        )
-    )
+    runs = list(pool.map(partial(_hindsight_fold, name, events, folds), range(folds)))
     first = sum((run.segments[0] for run in runs), PrequentialScore())
     last = sum((run.segments[1] for run in runs), PrequentialScore())
     return ReplayResult(name, [first, last], sum(run.seconds for run in runs))
@@ -134,13 +125,7 @@ def table(rows: list[tuple[str, str, dict]]) -> str:
     return "\n".join(lines)
 
 
-def markdown(
-    rows: list[tuple[str, str, dict]],
-    command: str,
-    source: str,
-    events: int,
-    folds: int,
-) -> str:
+def markdown(rows: list[tuple[str, str, dict]], command: str, source: str, events: int, folds: int) -> str:
     return (
         "# Quality ceiling: the same models with hindsight\n\n"
         f"{header(command, source, events)}- folds: {folds}\n\n"
@@ -159,11 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=10, help="groups of users (default 10)")
     parser.add_argument("--limit", type=int, help="only the first N events")
     parser.add_argument("--jobs", type=int, default=1, help="replays run in parallel")
-    parser.add_argument(
-        "--output",
-        type=Path,
-        help=f"Markdown report (default for a full run: {RESULTS})",
-    )
+    parser.add_argument("--output", type=Path, help=f"Markdown report (default for a full run: {RESULTS})")
     args = parser.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if unknown := [m for m in models if m not in MODELS]:
@@ -178,32 +159,13 @@ def main(argv: list[str] | None = None) -> int:
         streaming = {name: pool.submit(_run, name, events) for name in models}
         for name in models:
             known = hindsight(name, events, args.folds, pool)
-            rows.append(
-                (
-                    name,
-                    "the past",
-                    segment_scores(streaming[name].result()[1], catalogue),
-                )
-            )
-            rows.append(
-                (
-                    name,
-                    "every other user's whole stream",
-                    segment_scores(known, catalogue),
-                )
-            )
+            rows.append((name, "the past", segment_scores(streaming[name].result()[1], catalogue)))
+            rows.append((name, "every other user's whole stream", segment_scores(known, catalogue)))
     print(table(rows))
     if output:
         command = shlex.join(["python", "-m", "bench.ceiling", *(sys.argv[1:] if argv is None else argv)])
-        output.write_text(
-            markdown(
-                rows,
-                command,
-                "MovieLens-100K (recbole==1.2.1 wheel)",
-                len(events),
-                args.folds,
-            )
-        )
+        source = "MovieLens-100K (recbole==1.2.1 wheel)"
+        output.write_text(markdown(rows, command, source, len(events), args.folds))
     return 0
 
 
