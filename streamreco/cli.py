@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     lag.add_argument("--watch", action="store_true", help="print again every --interval seconds until Ctrl-C")
     lag.add_argument("--count", type=int, default=None, help="with --watch: stop after this many tables")
     bench = command("bench", _bench, "run a benchmark; arguments after its name go to it")
-    bench.add_argument("which", choices=["quality", "speed", "reliability"])
+    bench.add_argument("which", choices=["quality", "ceiling", "speed", "reliability"])
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     forget = command("forget", _forget, "delete everything streamreco holds about a user")
     forget.add_argument("user_id")
