@@ -61,8 +61,8 @@ def folds_of(events: list[ShopEvent], folds: int) -> dict[str, int]:
     return {user: at % folds for at, user in enumerate(users)}
 
 
-def learn_stream(recommender: Recommender, store: Store, events: list[ShopEvent]) -> None:
-    """``recommender`` taught ``events`` in order, as the worker teaches it, without listing anything."""
+def learn_stream(recommender: Recommender, store: BatchStore, events: list[ShopEvent]) -> None:
+    """``recommender`` taught ``events`` in order, as the worker teaches it in batches, without listing anything."""
     profiles: dict[str, Profile] = {}
     for at, event in enumerate(events, start=1):
         weight = interaction_weight(event)
@@ -70,18 +70,17 @@ def learn_stream(recommender: Recommender, store: Store, events: list[ShopEvent]
             profile = profiles.setdefault(event.user_id, Profile(event.user_id))
             recommender.learn_one(profile, event.item_id, weight, event.ts)
             profile.add(event.item_id, event.ts, weight, purchased=event.type == "purchase")
-        if at % LEARNING_BATCH == 0 and isinstance(store, BatchStore):
+        if at % LEARNING_BATCH == 0:
             store.flush()
-    if isinstance(store, BatchStore):
-        store.flush()
+    store.flush()
 
 
 def _learns_nothing(profile: Profile, item: str, weight: float, ts: float) -> None:
     """What a frozen model does with an event: nothing (the replay still adds it to the profile)."""
 
 
-def knowing(model: str | Callable[[Store], Recommender], others: list[ShopEvent], store: Store) -> Recommender:
-    """``model`` built on ``store``, taught the whole of ``others``, then frozen."""
+def knowing(model: str | Callable[[Store], Recommender], others: list[ShopEvent], store: BatchStore) -> Recommender:
+    """``model`` built on ``store`` (the replay's), taught the whole of ``others``, then frozen."""
     recommender = build_model(model, store) if isinstance(model, str) else model(store)
     learn_stream(recommender, store, others)
     recommender.learn_one = _learns_nothing  # type: ignore[method-assign]
