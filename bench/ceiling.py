@@ -29,18 +29,17 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
 from bench.quality import _run, _spec, header, segment_scores
-from online_models import DEFAULT_MODEL, Profile, Recommender, build_model
+from online_models import DEFAULT_MODEL, Profile, Recommender
 from online_models.feedback import interaction_weight
 from producers.movielens import load_ratings, to_events
-from streamreco.evaluation import PrequentialScore, ReplayResult, replay_offline
+from streamreco.evaluation import ModelSpec, PrequentialScore, ReplayResult, build_recommender, replay_offline
 from streamreco.events import ShopEvent
-from streamreco.store import BatchStore, Store
+from streamreco.store import BatchStore
 
 RESULTS = Path(__file__).parent / "results" / "ceiling.md"
 #: The models whose knowledge of a user is the user's profile, so that they can be frozen.
@@ -79,9 +78,9 @@ def _learns_nothing(profile: Profile, item: str, weight: float, ts: float) -> No
     """What a frozen model does with an event: nothing (the replay still adds it to the profile)."""
 
 
-def knowing(model: str | Callable[[Store], Recommender], others: list[ShopEvent], store: BatchStore) -> Recommender:
+def knowing(model: ModelSpec, others: list[ShopEvent], store: BatchStore) -> Recommender:
     """``model`` built on ``store`` (the replay's), taught the whole of ``others``, then frozen."""
-    recommender = build_model(model, store) if isinstance(model, str) else model(store)
+    recommender = build_recommender(model, store)
     learn_stream(recommender, store, others)
     recommender.learn_one = _learns_nothing  # type: ignore[method-assign]
     return recommender

@@ -202,6 +202,11 @@ class ReplayResult:
 ModelSpec = str | Callable[[Store], Recommender]
 
 
+def build_recommender(model: ModelSpec, store: Store) -> Recommender:
+    """``model`` on ``store``: a name for :func:`online_models.build_model`, or a factory called with the store."""
+    return build_model(model, store) if isinstance(model, str) else model(store)
+
+
 
 def replay_offline(
     model: ModelSpec,
@@ -233,12 +238,8 @@ def replay_offline(
     [(2, 1), (2, 1)]
     """
     store = BatchStore(MemoryStore(), reusable=lambda key: True, reuse_seconds=math.inf)  # the only writer
-    if isinstance(model, str):
-        name = model
-        recommender = build_model(model, store)
-    else:
-        recommender = model(store)
-        name = getattr(model, "__name__", type(recommender).__name__)
+    recommender = build_recommender(model, store)
+    name = model if isinstance(model, str) else getattr(model, "__name__", type(recommender).__name__)
     boundaries = sorted(set(split_at))
     segments = [PrequentialScore(n=n)]
     profiles: dict[str, Profile] = {}

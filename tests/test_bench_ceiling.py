@@ -33,7 +33,4 @@ def test_hindsight_never_knows_the_users_own_future() -> None:
         known = ceiling.hindsight("cooccurrence", events, folds=2, pool=pool)
     # a's group learns only b's stream: a is shown w, a newcomer's and the popular item, never y or z
     assert (known.total.events, known.total.hits) == (4, 0)
-    assert [s.events for s in known.segments] == [
-        2,
-        2,
-    ]  # halves of the stream, whatever the group
+    assert [s.events for s in known.segments] == [2, 2]  # halves of the stream, whatever the group
