@@ -207,7 +207,6 @@ def build_recommender(model: ModelSpec, store: Store) -> Recommender:
     return build_model(model, store) if isinstance(model, str) else model(store)
 
 
-
 def replay_offline(
     model: ModelSpec,
     interactions: Iterable[ShopEvent],
