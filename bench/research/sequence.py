@@ -145,10 +145,10 @@ class Sequences:
         self.user, self.item, ts = events["user"], events["item"], events["ts"]
         self.n_items = int(self.item.max()) + 1  # 0 pads
         self.order = list(dict.fromkeys(self.user.tolist()))
-        self.events: dict[int, np.ndarray] = {u: [] for u in self.order}
+        indexes: dict[int, list[int]] = {u: [] for u in self.order}
         for at, u in enumerate(self.user.tolist()):
-            self.events[u].append(at)
-        self.events = {u: np.array(at) for u, at in self.events.items()}
+            indexes[u].append(at)
+        self.events = {u: np.array(at) for u, at in indexes.items()}  # each user's event indexes
         self.position = {at: (u, p) for u, ats in self.events.items() for p, at in enumerate(ats)}
         self.items = {u: self.item[at] for u, at in self.events.items()}
         self.gaps = {u: 1 + np.searchsorted(GAPS, np.diff(ts[at], prepend=ts[at][0]), side="right") - 1
