@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from online_models import Profile, Recommender, build_model, recommend
 from online_models.feedback import interaction_weight
-from streamreco.events import NEWCOMERS, ShopEvent
+from streamreco.events import NEWCOMERS, RecommendedItem, ShopEvent
 from streamreco.store import BatchStore, MemoryStore, Store
 
 #: Items in the top ``POPULAR_SHARE`` by interactions count as "popular" for the bias measure.
@@ -215,6 +215,8 @@ def replay_offline(
     progress: Callable[[int], None] | None = None,
     split_at: Sequence[int] = (),
     history_size: int = 50,
+    tested: Callable[[ShopEvent, list[RecommendedItem]], None] | None = None,
+    listed: int | None = None,
 ) -> ReplayResult:
     """Replay ``interactions`` through a fresh model, test then train.
 
@@ -228,7 +230,9 @@ def replay_offline(
     ``model`` is a name for :func:`online_models.build_model` or a factory
     called with the store. ``split_at`` lists event indexes where a new
     segment of the score starts; ``progress`` is called with the number of
-    events done every 1,000 events.
+    events done every 1,000 events. ``tested``, when given, is called with each
+    event that has an item and weight and the list it is tested against, as
+    published: ``listed`` items (default ``n``) with their scores; the score reads its top ``n``.
 
     >>> events = [ShopEvent(event_id=str(k), type="view", user_id=u, item_id=i, ts=k)
     ...           for k, (u, i) in enumerate([("a", "x"), ("b", "x"), ("c", "y"), ("c", "x")])]
@@ -243,7 +247,8 @@ def replay_offline(
     segments = [PrequentialScore(n=n)]
     profiles: dict[str, Profile] = {}
     # what the model shows a newcomer before any event: nothing, unless the factory taught it already
-    published = {NEWCOMERS: [r.item_id for r in recommend(recommender, Profile(NEWCOMERS), n, exclude_seen)]}
+    listed = listed or n
+    published = {NEWCOMERS: recommend(recommender, Profile(NEWCOMERS), listed, exclude_seen)}
     started = time.perf_counter()
     for index, event in enumerate(interactions):
         if boundaries and index == boundaries[0]:
@@ -259,15 +264,16 @@ def replay_offline(
             profile.last_ts = max(profile.last_ts, event.ts)
         else:
             shown = published.get(event.user_id, published[NEWCOMERS])
-            segments[-1].update(shown, item, seen_before=item in profile.seen)
+            if tested is not None:
+                tested(event, shown)
+            segments[-1].update([r.item_id for r in shown[:n]], item, seen_before=item in profile.seen)
             first = not profile.n_events
             recommender.learn_one(profile, item, weight, event.ts)
             profile.add(item, event.ts, weight, purchased=event.type == "purchase")
             if first:
-                published[NEWCOMERS] = [r.item_id for r in recommend(recommender, Profile(NEWCOMERS), n, exclude_seen)]
-        profile.shown = published[event.user_id] = [
-            r.item_id for r in recommend(recommender, profile, n, exclude_seen)
-        ]
+                published[NEWCOMERS] = recommend(recommender, Profile(NEWCOMERS), listed, exclude_seen)
+        published[event.user_id] = recommend(recommender, profile, listed, exclude_seen)
+        profile.shown = [r.item_id for r in published[event.user_id][:n]]
         store.flush()
     seconds = time.perf_counter() - started
     if progress is not None:

@@ -25,7 +25,6 @@ a user's first event keeps the default's list (the newcomers' list).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -46,32 +45,19 @@ CACHE = Path.home() / ".cache" / "streamreco" / "research"
 
 def product_lists(spec, events) -> tuple[np.ndarray, np.ndarray]:
     """The list last published for each event's user before it (top :data:`POOL`, ids and scores),
-    replaying ``events`` through ``spec`` as :func:`~streamreco.evaluation.replay_offline` does."""
-    from online_models import Profile, recommend
-    from online_models.feedback import interaction_weight
-    from streamreco.evaluation import build_recommender
-    from streamreco.events import NEWCOMERS
-    from streamreco.store import BatchStore, MemoryStore
+    as :func:`~streamreco.evaluation.replay_offline` tests it."""
+    from streamreco.evaluation import replay_offline
 
-    store = BatchStore(MemoryStore(), reusable=lambda key: True, reuse_seconds=math.inf)
-    recommender = build_recommender(spec, store)
-    published = {NEWCOMERS: recommend(recommender, Profile(NEWCOMERS), POOL)}
-    profiles: dict[str, Profile] = {}
     ids = np.full((len(events), POOL), -1, np.int32)
     scores = np.zeros((len(events), POOL), np.float32)
-    for at, event in enumerate(events):
-        profile = profiles.setdefault(event.user_id, Profile(event.user_id))
-        shown = published.get(event.user_id, published[NEWCOMERS])
-        ids[at, : len(shown)] = [int(r.item_id) for r in shown]
-        scores[at, : len(shown)] = [r.score for r in shown]
-        first = not profile.n_events
-        weight = interaction_weight(event)
-        recommender.learn_one(profile, event.item_id, weight, event.ts)
-        profile.add(event.item_id, event.ts, weight)
-        if first:
-            published[NEWCOMERS] = recommend(recommender, Profile(NEWCOMERS), POOL)
-        published[event.user_id] = recommend(recommender, profile, POOL)
-        store.flush()
+    rows = iter(range(len(events)))
+
+    def keep(event, shown) -> None:
+        row = next(rows)
+        ids[row, : len(shown)] = [int(r.item_id) for r in shown]
+        scores[row, : len(shown)] = [r.score for r in shown]
+
+    replay_offline(spec, events, tested=keep, listed=POOL)
     return ids, scores
 
 
