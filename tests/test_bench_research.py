@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 
-from bench.research import sequence
+from bench.research import content, sequence
 from streamreco.evaluation import replay_offline
 from streamreco.events import ShopEvent
 
@@ -32,3 +32,21 @@ def test_dumped_lists_score_as_the_product_replay() -> None:
 
 def test_docstring_examples() -> None:
     assert doctest.testmod(sequence).failed == 0
+
+
+def test_content_replay_scores_the_stream() -> None:
+    data = content.events(limit=4000)
+    plain = content.replay(data)
+    with_content = content.replay(data, content_weight=10, year_scale=30)
+    fresh = content.replay(data, fresh=True)
+    for result in (plain, with_content, fresh):
+        assert 0.05 < result["full"]["hr"] < 0.5
+        assert result["full"]["ndcg"] < result["full"]["hr"]
+    # the halves are each half of the events: their mean is the whole
+    halves = (plain["first half"]["hr"] + plain["last half"]["hr"]) / 2
+    assert abs(halves - plain["full"]["hr"]) < 1e-12
+    assert with_content["full"] != plain["full"]  # the content row changes the lists
+
+
+def test_content_docstring_examples() -> None:
+    assert doctest.testmod(content).failed == 0
