@@ -37,7 +37,8 @@ from typing import NamedTuple
 import numpy as np
 
 from online_models import ItemCooccurrence
-from producers.movielens import load_items, load_ratings
+from online_models.feedback import interaction_weight
+from producers.movielens import load_items, load_ratings, to_events
 
 LIST = 10
 
@@ -48,6 +49,7 @@ class Stream(NamedTuple):
     user: np.ndarray
     item: np.ndarray
     ts: np.ndarray
+    weight: np.ndarray  # the product's learning weight of each rating
     genres: np.ndarray  # movie x genre, 0/1
     year: np.ndarray
 
@@ -70,6 +72,7 @@ def events(limit: int | None = None) -> Stream:
         np.array([users.setdefault(r.user_id, len(users)) for r in ratings]),
         np.array([at[r.item_id] for r in ratings]),
         np.array([r.timestamp for r in ratings]),
+        np.array([interaction_weight(event) for event in to_events(ratings)]),
         genres,
         year,
     )
@@ -152,7 +155,8 @@ def replay(
 
     gains = np.zeros(len(data.item))
     newcomers = top([], set())
-    for at, (user, item, ts) in enumerate(zip(data.user.tolist(), data.item.tolist(), data.ts.tolist(), strict=True)):
+    stream = zip(data.user.tolist(), data.item.tolist(), data.ts.tolist(), data.weight.tolist(), strict=True)
+    for at, (user, item, ts, weight) in enumerate(stream):
         user_history = history.setdefault(user, [])
         seen = {j for j, _ in user_history}
         shown = top(user_history, seen) if fresh else published.get(user, newcomers)
@@ -160,8 +164,8 @@ def replay(
         gains[at] = 1.0 / math.log2(rank[0] + 2) if len(rank) and item not in seen else 0.0
         recent = list(dict.fromkeys(j for j, _ in reversed(user_history) if j != item))[: default.window]
         for position, other in enumerate(recent):
-            co[other, item] += default.recency**position
-            co[item, other] += default.recency**position
+            co[other, item] += weight * default.recency**position
+            co[item, other] += weight * default.recency**position
         count[item] += 1
         user_history.append((item, ts))
         if len(user_history) == 1:
