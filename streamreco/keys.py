@@ -31,6 +31,17 @@ class Keys:
         """The last published recommendation list, as its JSON."""
         return f"{self.user_prefix(user_id)}latest"
 
+    def of_user(self, user_id: str) -> list[str]:
+        """Every key held about one user: what forgetting the user deletes.
+
+        Named, not matched by prefix: a user id may contain ``}:``, so one user's
+        prefix can begin another user's keys.
+
+        >>> Keys("sr").of_user("bob")
+        ['sr:{u:bob}:profile', 'sr:{u:bob}:latest']
+        """
+        return [self.profile(user_id), self.latest(user_id)]
+
     def applied_offsets(self, topic: str) -> str:
         """Highest offset applied to the state, per partition of ``topic``: member -> offset.
 

@@ -197,8 +197,7 @@ class EventProcessor:
 
     def _forget(self, user: str, result: BatchResult) -> Profile:
         """Delete every key of ``user`` and unpublish their list; a fresh profile for what follows."""
-        prefix = self.keys.user_prefix(user)
-        self.batch.delete([self.keys.profile(user), self.keys.latest(user), *self.batch.scan(prefix)])
+        self.batch.delete(self.keys.of_user(user))
         result.lists = [r for r in result.lists if r.user_id != user]
         result.tombstones.append(user.encode())
         return Profile(user, history_size=self.settings.history_size)

@@ -276,6 +276,20 @@ def test_forget_deletes_everything_held_about_the_user_and_unpublishes_the_list(
     assert again.lists[0].caused_by == "a5"
 
 
+def test_forget_leaves_users_whose_id_begins_with_the_forgotten_ones_keys(store):
+    processor = EventProcessor(Settings(), store)
+    crowd(processor)
+    processor.process([message("b1", "view", "bob", "tent"), message("b2", "view", "bob}:x", "stove")])
+    processor.settle()
+    assert store.get(["sr:{u:bob}:x}:profile"]) != [None]  # its key begins with bob's prefix
+    result = processor.process([message("b3", "forget", "bob")])
+    processor.settle()
+    assert result.tombstones == [b"bob"]
+    assert store.get(["sr:{u:bob}:profile", "sr:{u:bob}:latest"]) == [None, None]
+    kept = Profile.decode("bob}:x", store.get(["sr:{u:bob}:x}:profile"])[0])
+    assert kept.history == [("stove", 1000.0, 1.0)] and store.get(["sr:{u:bob}:x}:latest"]) != [None]
+
+
 def test_user_ids_are_pseudonymised_before_anything_is_stored_or_published(store):
     processor = EventProcessor(Settings(pseudonymise_key="k"), store)
     result = processor.process([message("a1", "view", "alice@example.com", "tent")])
