@@ -35,7 +35,7 @@ import redis
 from aiokafka.errors import KafkaError
 
 from streamreco.settings import Settings
-from streamreco.store import Store, open_store
+from streamreco.store import MemoryStore, Store, open_store
 from streams.catalog import CatalogProcessor
 from streams.consumer import BatchConsumer
 from streams.metrics import WorkerMetrics, logging_config
@@ -104,13 +104,20 @@ def register(app: faust.App, settings: Settings) -> WorkerState:
         settings.dead_letter_topic: app.topic(settings.dead_letter_topic, **raw),
     }
     redis_options = settings.redis_options()
-    state = WorkerState(open_store(settings.redis_url, **redis_options), WorkerMetrics(settings))
+    # the web views, the events and the catalogue each get a Redis client of their own (they run in
+    # different threads); an in-process store is the state itself, so all three share it
+    opened = open_store(settings.redis_url, **redis_options)
+    web_store, events_store, catalog_store = (
+        [opened] * 3 if isinstance(opened, MemoryStore)
+        else [opened, *(open_store(settings.redis_url, **redis_options) for _ in range(2))]
+    )
+    state = WorkerState(web_store, WorkerMetrics(settings))
     json_logs = logging_config(settings.log_format, settings.log_level)
     if json_logs is not None:  # read by faust.Worker when it sets logging up
         app.conf.logging_config = json_logs
     executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="streamreco-batch")
-    events = EventProcessor(settings, open_store(settings.redis_url, **redis_options))
-    catalog = CatalogProcessor(settings, open_store(settings.redis_url, **redis_options))
+    events = EventProcessor(settings, events_store)
+    catalog = CatalogProcessor(settings, catalog_store)
     state.processor = events
     processors = {settings.events_topic: ("events", events.process),
                   settings.catalog_topic: ("catalog", catalog.process)}

@@ -59,8 +59,9 @@ def test_an_event_goes_in_and_a_refreshed_list_comes_out_within_a_second(setting
     reader.close()
 
 
-def test_purchased_and_out_of_stock_items_are_never_recommended(settings_factory, worker_factory):
-    settings = settings_factory(exclude_seen=False)
+@pytest.mark.parametrize("store", ["redis", "memory://"])
+def test_purchased_and_out_of_stock_items_are_never_recommended(settings_factory, worker_factory, store):
+    settings = settings_factory(exclude_seen=False, **({} if store == "redis" else {"redis_url": store}))
     worker = worker_factory(settings)
     worker.wait_ready()
     reader = TopicReader(settings, settings.recommendations_topic)
@@ -93,6 +94,9 @@ def test_purchased_and_out_of_stock_items_are_never_recommended(settings_factory
         if "lock" not in items or time.monotonic() > deadline:
             break
     assert "lock" not in items and "helmet" not in items
+    # the web views read the state the events wrote (with memory://, the very same store)
+    with urllib.request.urlopen(f"{worker.url}/recommendations/buyer", timeout=5) as response:
+        assert json.loads(response.read())["caused_by"] == f"b3-{n}"
     reader.close()
 
 
