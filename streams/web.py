@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import TypeVar
 
 import orjson
+import redis
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -15,6 +18,18 @@ from streamreco.keys import Keys
 from streamreco.privacy import Pseudonymiser
 from streamreco.settings import Settings
 from streams.agents import WorkerState
+
+
+T = TypeVar("T")
+
+#: Seconds a web view waits for the store before it gives up (the worker's Redis client waits 10).
+STORE_TIMEOUT = 2.0
+
+
+async def from_store(call: Callable[..., T], *args: object, timeout: float = STORE_TIMEOUT) -> T:
+    """``call(*args)``, a blocking store call, in a thread: the event loop (Kafka heartbeats, fetches,
+    the producer) goes on while it waits. Raises :class:`TimeoutError` after ``timeout`` seconds."""
+    return await asyncio.wait_for(asyncio.to_thread(call, *args), timeout)
 
 
 class BrokerProbe:
@@ -56,13 +71,24 @@ def register(app: faust.App, settings: Settings, state: WorkerState) -> None:
     async def close_probe(app: faust.App, **kwargs: object) -> None:  # noqa: ARG001
         await broker.close()
 
+    async def store_answers() -> bool:
+        try:
+            return await from_store(state.store.ping)
+        except TimeoutError:
+            return False
+
     @app.page("/recommendations/{user_id}")
     class LatestRecommendations(View):
         """``GET /recommendations/{user_id}``: the last list published for the user; for a user
         with none yet, the newcomers' list (its ``user_id`` is empty)."""
 
         async def get(self, request: Request, user_id: str) -> Response:
-            own, newcomers = state.store.get([keys.latest(pseudonymise(user_id)), keys.latest(NEWCOMERS)])
+            try:
+                own, newcomers = await from_store(
+                    state.store.get, [keys.latest(pseudonymise(user_id)), keys.latest(NEWCOMERS)]
+                )
+            except (TimeoutError, redis.RedisError) as exc:
+                return self.json({"error": f"the store did not answer: {type(exc).__name__}"}, status=503)
             blob = own if own is not None else newcomers
             if blob is None:
                 return self.json({"error": f"no recommendations for user {user_id!r} yet"}, status=404)
@@ -74,8 +100,7 @@ def register(app: faust.App, settings: Settings, state: WorkerState) -> None:
 
         async def get(self, request: Request) -> Response:
             assigned = state.consumer.assignment() if state.consumer is not None else set()
-            redis_ok = state.store.ping()
-            broker_ok = await broker.answers()
+            redis_ok, broker_ok = await asyncio.gather(store_answers(), broker.answers())
             reachable = redis_ok and broker_ok
             body = {
                 "status": "ok" if reachable and assigned else "starting" if reachable else "degraded",
