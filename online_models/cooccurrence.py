@@ -19,8 +19,9 @@ Per call, for all its users at once: the recent items' whole rows (at most
 (:meth:`~streamreco.store.Store.zrows`, :meth:`~streamreco.store.Store.zscores_of`)
 and weighed in numpy, then each user's rows summed and the best chosen in
 compiled code (numba), whatever the catalogue size. Tied candidates rank by item name, descending, as Redis ranks a sorted set.
-Where the neighbours are fewer than asked for, the most interacted-with items
-fill the list after them. A newcomer (no interaction yet) has none: their list
+Where the neighbours are fewer than asked for, up to ``new_arrivals`` of the
+catalogue's newest items (by ``created_at``, reason ``new``) and then the most
+interacted-with items fill the list after them. A newcomer (no interaction yet) has none: their list
 is what new users most often interacted with first (learned from each user's
 first interaction), then the most interacted-with items.
 
@@ -83,6 +84,10 @@ class ItemCooccurrence(BatchedRecommender):
         Seconds of ``ts`` that count as one step back when proposing candidates:
         the items of one moment (a burst of ratings, a page of clicks) weigh the
         same. ``None``: every distinct item is a step.
+    new_arrivals
+        At most this many of the catalogue's newest items (catalogue events with
+        ``created_at``) in a list that its neighbours leave short, before the most
+        interacted-with items: new items get seen before anyone interacts with them.
     """
 
     scores_any_item = False  # only the neighbours of the user's recent items
@@ -101,6 +106,7 @@ class ItemCooccurrence(BatchedRecommender):
         neighbours: int = 200,
         source_recency: float | None = 0.7,
         moment: float | None = 1.0,
+        new_arrivals: int = 2,
         store: Store | None = None,
         namespace: str = "sr",
     ) -> None:
@@ -118,6 +124,7 @@ class ItemCooccurrence(BatchedRecommender):
         self.neighbours = neighbours
         self.source_recency = source_recency
         self.moment = moment
+        self.new_arrivals = new_arrivals
 
     def _slots(self, ids: int) -> np.ndarray:
         """Scratch space by member id (``ids`` of them), all -1: where each member is in a list's pool."""
@@ -164,19 +171,22 @@ class ItemCooccurrence(BatchedRecommender):
     def candidates_many(
         self, profiles: Sequence[Profile], ks: Sequence[int], excluded: Sequence[Collection[str]]
     ) -> list[dict[str, Candidate]]:
-        """Each user's best neighbours; where they are fewer than asked for, the most
-        interacted-with items after them, from one read of the counts for every such user."""
+        """Each user's best neighbours; where they are fewer than asked for, a few new arrivals
+        and the most interacted-with items after them, from one read of the tops for every such user."""
         found = self._neighbours(profiles, ks, excluded)
         short = [at for at, k in enumerate(ks) if len(found[at]) < k]
         if short:  # one read of the tops, deep enough for each user, whatever it leaves out
             keys = self.keys
             newcomers = [at for at in short if profiles[at].n_events == 0]
-            fills = [(keys.first_items(), "popular_with_new_users")] if newcomers else []
-            fills.append((keys.counts(), "popular"))
-            tops = self.state.ztop([key for key, _ in fills], max(ks[at] + len(excluded[at]) for at in short))
-            for (key, reason), rows in zip(fills, tops, strict=True):
-                for at in newcomers if key == keys.first_items() else short:
-                    found[at] = _filled(found[at], rows, ks[at], excluded[at], reason)
+            fills = [(keys.first_items(), "popular_with_new_users", newcomers, None)] if newcomers else []
+            if self.new_arrivals > 0:
+                fills.append((keys.new_items(), "new", short, self.new_arrivals))
+            fills.append((keys.counts(), "popular", short, None))
+            tops = self.state.ztop([fill[0] for fill in fills], max(ks[at] + len(excluded[at]) for at in short))
+            for (_, reason, users, most), rows in zip(fills, tops, strict=True):
+                for at in users:
+                    k = ks[at] if most is None else min(ks[at], len(found[at]) + most)
+                    found[at] = _filled(found[at], rows, k, excluded[at], reason)
         return found
 
     def _neighbours(

@@ -124,7 +124,7 @@ class RecommendedItem(BaseModel):
 
     item_id: str
     score: float
-    reason: str = Field(description="popular | similar_to:<item_id> | for_you | new")
+    reason: str = Field(description="similar_to:<item_id> | for_you | popular_with_new_users | new | popular")
 
 
 class RecommendationList(BaseModel):

@@ -1,4 +1,7 @@
-"""Keeps item features and availability in the store, from the catalog topic.
+"""Keeps item features, availability and the new arrivals in the store, from the catalog topic.
+
+New arrivals are the in-stock items with a ``created_at``, newest first (the
+:data:`NEW_ITEMS_KEPT` newest): what a list its model leaves short shows first.
 
 >>> from streamreco.settings import Settings
 >>> from streamreco.store import MemoryStore
@@ -41,13 +44,12 @@ class CatalogProcessor:
                 store.zremove(keys.unavailable(), [item.item_id])
                 if unavailable:
                     store.zincr(keys.unavailable(), {item.item_id: item.ts})
+                store.zremove(keys.new_items(), [item.item_id])
                 if item.op == "delete":
                     store.delete([keys.item(item.item_id)])
-                    store.zremove(keys.new_items(), [item.item_id])
                 else:
                     store.put({keys.item(item.item_id): orjson.dumps(item.model_dump(exclude={"v", "op"}))})
-                    if item.created_at is not None:
-                        store.zremove(keys.new_items(), [item.item_id])
+                    if item.created_at is not None and item.in_stock:  # new arrivals that can be shown
                         store.zincr(keys.new_items(), {item.item_id: item.created_at}, cap=NEW_ITEMS_KEPT)
                 result.processed += 1
             if publish is not None:

@@ -242,3 +242,32 @@ def test_tied_neighbours_rank_by_name_descending_as_redis_does() -> None:
         k = rng.randrange(1, len(names) + 1)
         expected = [name for _, name in sorted(zip(values, names, strict=True), reverse=True)][:k]
         assert list(model.candidates(profile, k, exclude={"source"})) == expected
+
+
+def test_new_arrivals_fill_a_short_list_after_the_neighbours_and_before_the_popular() -> None:
+    """The catalogue's newest items (``created_at``) get seen before anyone interacts with them."""
+    from streamreco.settings import Settings
+    from streams.catalog import CatalogProcessor
+    from streams.processor import RawMessage
+
+    store = MemoryStore()
+    model = ItemCooccurrence(store=store)
+    learn_sessions(model, [["tent", "stove"], ["hot", "mug"], ["hot"], ["hot"]])
+    catalog = CatalogProcessor(Settings(), store)
+
+    def upsert(item: str, created_at: float, in_stock: bool = True) -> None:
+        value = f'{{"item_id": "{item}", "ts": {created_at}, "created_at": {created_at}, "in_stock": {str(in_stock).lower()}}}'
+        catalog.process([RawMessage(key=item.encode(), value=value.encode())])
+
+    for age, item in enumerate(["new1", "new2", "new3"]):
+        upsert(item, T0 + age)
+    camper = history(("tent", T0))
+    shown = [(r.item_id, r.reason) for r in recommend(model, camper, n=5)]
+    assert shown == [("stove", "similar_to:tent"), ("new3", "new"), ("new2", "new"), ("hot", "popular"),
+                     ("mug", "popular")]
+    upsert("new3", T0 + 2, in_stock=False)  # out of stock: the next newest takes its place
+    assert [r.item_id for r in recommend(model, camper, n=3)] == ["stove", "new2", "new1"]
+    full = history(("hot", T0))  # "hot" has neighbours enough for a list of one: no room for new arrivals
+    assert [r.reason for r in recommend(model, full, n=1)] == ["similar_to:hot"]
+    assert [r.reason for r in recommend(ItemCooccurrence(new_arrivals=0, store=store), camper, n=2)] == [
+        "similar_to:tent", "popular"]
