@@ -1,9 +1,10 @@
-"""A weighted blend of several recommenders: the default model.
+"""A weighted blend of several recommenders, chosen by configuration (`model=blend`).
 
 Each source proposes candidates; sources that can score any item (popularity,
 factors) also score the others' candidates. Scores are min-max normalised per
 source and summed with the blend weights; an item's reason is that of the
-source that contributed most to it.
+source that contributed most to it (where no source tells the pool's items
+apart, that of the first source that proposed it).
 
 >>> from online_models.profile import Profile
 >>> from online_models.popularity import Popularity
@@ -111,6 +112,15 @@ class Blend(BatchedRecommender):
         ranked = sorted(((float(totals[at]), pool[at], at) for at in among.tolist()), reverse=True)[:k]
         reasons = reason_of.tolist()
         return {
-            item: Candidate(score, proposals[reasons[at]][item].reason if reasons[at] >= 0 else "for_you")
+            item: Candidate(score, proposals[reasons[at]][item].reason if reasons[at] >= 0 else _first_reason(proposals, item))
             for score, item, at in ranked
         }
+
+
+def _first_reason(proposals: Sequence[dict[str, Candidate]], item: str) -> str:
+    """The reason of the first source that proposed ``item``: for a pool no source told apart (all scores equal).
+
+    >>> _first_reason([{"a": Candidate(1.0, "popular")}, {"b": Candidate(1.0, "for_you")}], "b")
+    'for_you'
+    """
+    return next(found[item].reason for found in proposals if item in found)

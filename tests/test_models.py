@@ -271,3 +271,13 @@ def test_new_arrivals_fill_a_short_list_after_the_neighbours_and_before_the_popu
     assert [r.reason for r in recommend(model, full, n=1)] == ["similar_to:hot"]
     assert [r.reason for r in recommend(ItemCooccurrence(new_arrivals=0, store=store), camper, n=2)] == [
         "similar_to:tent", "popular"]
+
+
+def test_a_blend_whose_sources_tie_keeps_the_reason_of_the_source_that_proposed_the_item() -> None:
+    model = build_model("blend", MemoryStore())
+    starter = Profile("starter")
+    model.learn_one(starter, "tent", 1.0, T0)
+    starter.add("tent", T0, 1.0)
+    # a pool of one: every source scores it alike, so none contributes more than another
+    assert [(r.item_id, r.reason) for r in recommend(model, Profile("newcomer"), 10)] == [
+        ("tent", "popular_with_new_users")]
