@@ -184,6 +184,8 @@ class ItemCooccurrence(BatchedRecommender):
             fills.append((keys.counts(), "popular", short, None))
             tops = self.state.ztop([fill[0] for fill in fills], max(ks[at] + len(excluded[at]) for at in short))
             for (_, reason, users, most), rows in zip(fills, tops, strict=True):
+                if reason == "new":  # scored by rank, newest first: a created_at is a date, not a count
+                    rows = [(item, float(len(rows) - rank)) for rank, (item, _) in enumerate(rows)]
                 for at in users:
                     k = ks[at] if most is None else min(ks[at], len(found[at]) + most)
                     found[at] = _filled(found[at], rows, k, excluded[at], reason)

@@ -265,6 +265,11 @@ def test_new_arrivals_fill_a_short_list_after_the_neighbours_and_before_the_popu
     shown = [(r.item_id, r.reason) for r in recommend(model, camper, n=5)]
     assert shown == [("stove", "similar_to:tent"), ("new3", "new"), ("new2", "new"), ("hot", "popular"),
                      ("mug", "popular")]
+    loner = history(("lonely", T0))  # an item with no neighbours: new arrivals, then the popular
+    listed = recommend(model, loner, n=4)
+    assert [(r.item_id, r.reason) for r in listed] == [("new3", "new"), ("new2", "new"), ("hot", "popular"),
+                                                       ("tent", "popular")]
+    assert all(0 < r.score <= 3 for r in listed)  # scored as counts and ranks, not as dates
     upsert("new3", T0 + 2, in_stock=False)  # out of stock: the next newest takes its place
     assert [r.item_id for r in recommend(model, camper, n=3)] == ["stove", "new2", "new1"]
     full = history(("hot", T0))  # "hot" has neighbours enough for a list of one: no room for new arrivals
