@@ -3,16 +3,22 @@
 ``POST /events`` takes one event object, a JSON array of events, or
 ``{"events": [...]}``. Each event is checked against the contract
 (:class:`~streamreco.events.ShopEvent`; a missing ``event_id`` or ``ts`` is
-filled in, since browsers often leave them out). The valid ones are produced to
-``settings.events_topic`` keyed by ``user_id`` and acknowledged by the broker
-before the answer goes out:
+filled in, since browsers often leave them out; ``forget`` is refused, since a
+browser's request proves nothing about who asks: deletion comes from the shop's
+back end). With ``pseudonymise_key`` set, user ids are pseudonymised before
+anything is produced. The valid ones are produced to ``settings.events_topic``
+keyed by ``user_id`` and acknowledged by the broker, each on its own, before the
+answer goes out:
 
 =====  ==========================================================================
 202    every event accepted: ``{"accepted": n, "rejected": []}``
-207    some rejected: ``{"accepted": n, "rejected": [{"index": i, "error": "..."}]}``
-400    not JSON, no events, or every event rejected (with the same ``rejected`` list)
+207    some rejected: ``{"accepted": n, "rejected": [{"index": i, "error": "..."}]}``;
+       an event the broker did not take is rejected too (send it again: the
+       others are in)
+400    not JSON, a body that cannot be decoded, no events, or every event
+       rejected by validation (with the same ``rejected`` list)
 413    body or event count over the :class:`Limits`
-503    the broker did not take the events
+503    the broker took none of the valid events (with the ``rejected`` list)
 =====  ==========================================================================
 
 Every error body is JSON with an ``"error"`` field. ``GET /health`` answers
@@ -41,6 +47,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 
 from producers.sdk import shop_event, with_defaults
 from streamreco.events import InvalidEvent, ShopEvent, dumps
+from streamreco.privacy import Pseudonymiser
 from streamreco.settings import Settings
 
 
@@ -67,6 +74,7 @@ SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", RequestMetrics)
 LIMITS = web.AppKey("limits", Limits)
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
+PSEUDONYMISE = web.AppKey("pseudonymise", Pseudonymiser)
 
 
 def _dumps(data: Any) -> str:
@@ -99,26 +107,33 @@ def event_list(body: Any) -> list[Any]:
     )
 
 
-def validate_batch(items: list[Any]) -> tuple[list[ShopEvent], list[dict[str, Any]]]:
-    """Split ``items`` into valid events and ``{"index", "error"}`` rejections.
+def validate_batch(items: list[Any]) -> tuple[dict[int, ShopEvent], list[dict[str, Any]]]:
+    """Split ``items`` into valid events by index and ``{"index", "error"}`` rejections.
 
     >>> valid, rejected = validate_batch([
     ...     {"type": "view", "user_id": "u1", "item_id": "i1"},
     ...     {"type": "view", "user_id": "u1"},
     ...     "click",
+    ...     {"type": "forget", "user_id": "u2"},
     ... ])
-    >>> [e.item_id for e in valid]
-    ['i1']
+    >>> {index: e.item_id for index, e in valid.items()}
+    {0: 'i1'}
     >>> rejected  # doctest: +NORMALIZE_WHITESPACE
     [{'index': 1, 'error': "item_id: a 'view' event needs an item_id"},
-     {'index': 2, 'error': 'expected a JSON object, got str'}]
+     {'index': 2, 'error': 'expected a JSON object, got str'},
+     {'index': 3, 'error': "type: 'forget' is not taken from browsers; send it from the shop's back end
+     (the SDK, `streamreco forget` or Kafka)"}]
     """
-    valid, rejected = [], []
+    valid, rejected = {}, []
     for index, item in enumerate(items):
         try:
             if not isinstance(item, dict):
                 raise InvalidEvent(f"expected a JSON object, got {type(item).__name__}")
-            valid.append(shop_event(with_defaults(item)))
+            event = shop_event(with_defaults(item))
+            if event.type == "forget":
+                raise InvalidEvent("type: 'forget' is not taken from browsers; send it from the shop's back end "
+                                   "(the SDK, `streamreco forget` or Kafka)")
+            valid[index] = event
         except InvalidEvent as exc:
             rejected.append({"index": index, "error": str(exc)})
     return valid, rejected
@@ -130,6 +145,8 @@ async def post_events(request: web.Request) -> web.Response:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"body larger than {limits.max_body} bytes")
+    except web.RequestPayloadError as exc:  # a Content-Encoding the body does not match
+        return _error(400, f"the body could not be decoded: {exc}")
     try:
         items = event_list(orjson.loads(raw))
     except orjson.JSONDecodeError as exc:
@@ -143,20 +160,38 @@ async def post_events(request: web.Request) -> web.Response:
     valid, rejected = validate_batch(items)
     if not valid:
         return _error(400, "every event was rejected", accepted=0, rejected=rejected)
-    settings, producer = request.app[SETTINGS], request.app[PRODUCER]
-    try:
-        sent = [
-            await producer.send(settings.events_topic, dumps(event), key=event.user_id.encode())
-            for event in valid
-        ]
-        await asyncio.gather(*sent)
-    except KafkaError as exc:
-        return _error(503, f"the broker did not take the events: {exc!r}")
+    failed = await _produce(request.app, valid)
+    rejected = sorted(rejected + failed, key=lambda rejection: rejection["index"])
+    if len(failed) == len(valid):
+        return _error(503, "the broker did not take the events", accepted=0, rejected=rejected)
     return web.json_response(
-        {"accepted": len(valid), "rejected": rejected},
+        {"accepted": len(valid) - len(failed), "rejected": rejected},
         status=207 if rejected else 202,
         dumps=_dumps,
     )
+
+
+async def _produce(app: web.Application, events: dict[int, ShopEvent]) -> list[dict[str, Any]]:
+    """Produce ``events`` (pseudonymised), each acknowledged on its own; a rejection for each the broker did not take.
+
+    Each event's fate is its own, so that a client sends again only the events that failed
+    (a whole request sent again would produce the others twice, under new event ids where
+    the collector made them up).
+    """
+    settings, producer, pseudonymise = app[SETTINGS], app[PRODUCER], app[PSEUDONYMISE]
+
+    async def produced(event: ShopEvent) -> None:
+        event = pseudonymise.event(event)
+        await (await producer.send(settings.events_topic, dumps(event), key=event.user_id.encode()))
+
+    outcomes = await asyncio.gather(*(produced(event) for event in events.values()), return_exceptions=True)
+    failed = []
+    for index, outcome in zip(events, outcomes, strict=True):
+        if isinstance(outcome, KafkaError):
+            failed.append({"index": index, "error": f"the broker did not take it: {outcome!r}"})
+        elif isinstance(outcome, BaseException):
+            raise outcome
+    return failed
 
 
 @web.middleware
@@ -219,6 +254,7 @@ def make_app(settings: Settings, limits: Limits = Limits()) -> web.Application:
     app[SETTINGS] = settings
     app[LIMITS] = limits
     app[METRICS] = RequestMetrics()
+    app[PSEUDONYMISE] = Pseudonymiser.from_settings(settings)
     app.cleanup_ctx.append(_producer)
     app.router.add_post("/events", post_events)
     app.router.add_get("/health", health)

@@ -122,8 +122,7 @@ class EventProducer:
         self, settings: Settings, *, acks: str | int = "all", linger_ms: int = 5, **config: Any
     ) -> None:
         self.settings = settings
-        key = settings.pseudonymise_key
-        self._pseudonymise = Pseudonymiser(key.get_secret_value() if key else None)
+        self._pseudonymise = Pseudonymiser.from_settings(settings)
         self._producer = KafkaProducer(
             bootstrap_servers=settings.kafka_servers, acks=acks, linger_ms=linger_ms,
             **settings.kafka_client_options() | config,
@@ -135,9 +134,7 @@ class EventProducer:
         With ``pseudonymise_key`` set, the user id is replaced by its pseudonym first,
         so the raw id never reaches Kafka.
         """
-        event = shop_event(event)
-        if (alias := self._pseudonymise(event.user_id)) != event.user_id:
-            event = event.model_copy(update={"user_id": alias})
+        event = self._pseudonymise.event(shop_event(event))
         return self._producer.send(
             self.settings.events_topic, value=dumps(event), key=event.user_id.encode()
         )

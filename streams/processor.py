@@ -126,8 +126,7 @@ class EventProcessor:
         self.model = build_model(settings.model, self.batch, settings.namespace)
         self.quality = RollingScore(window=settings.quality_window, n=settings.top_n)
         self.newcomers_shown: list[str] | None = None  # the newcomers' list, as last published
-        key = settings.pseudonymise_key
-        self.pseudonymise = Pseudonymiser(key.get_secret_value() if key else None)
+        self.pseudonymise = Pseudonymiser.from_settings(settings)
 
     def _parse(
         self, messages: list[RawMessage], result: BatchResult
@@ -135,9 +134,8 @@ class EventProcessor:
         events = []
         for event, message in parsed(messages, parse_event, result):
             value = message.value
-            if (alias := self.pseudonymise(event.user_id)) != event.user_id:
-                event = event.model_copy(update={"user_id": alias})
-                value = dumps(event)  # the raw id goes no further
+            if (pseudonymous := self.pseudonymise.event(event)) is not event:
+                event, value = pseudonymous, dumps(pseudonymous)  # the raw id goes no further
             if message.key != event.user_id.encode():
                 # not keyed by (pseudonymous) user: send it round again so that the worker
                 # owning this user's partition sees all of the user's events, in order

@@ -63,8 +63,7 @@ class BrokerProbe:
 
 def register(app: faust.App, settings: Settings, state: WorkerState) -> None:
     keys = Keys(settings.namespace)
-    secret = settings.pseudonymise_key
-    pseudonymise = Pseudonymiser(secret.get_secret_value() if secret else None)
+    pseudonymise = Pseudonymiser.from_settings(settings)
     broker = BrokerProbe(settings)
 
     @app.on_before_shutdown.connect

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from aiokafka.errors import KafkaTimeoutError
 
-from producers.collector import Limits, make_app
+from producers.collector import PRODUCER, Limits, make_app
 from producers.replay import produce_events, replay_movielens
 from producers.sdk import EventProducer
 from producers.synthetic import ShopSimulation, run_synthetic
@@ -130,6 +132,67 @@ async def test_bad_requests_get_a_json_error(
     response = await client.post("/events", data=payload)
     assert response.status == status
     assert says in (await response.json())["error"]
+
+
+async def test_a_body_that_cannot_be_decoded_gets_a_json_error(client: TestClient) -> None:
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    response = await client.post("/events", data=orjson.dumps(view("u", "i")), headers=headers)
+    assert response.status == 400
+    assert "could not be decoded" in (await response.json())["error"]
+
+
+async def test_forget_is_not_taken_from_browsers(client: TestClient) -> None:
+    response = await client.post("/events", json=[{"type": "forget", "user_id": "someone-else"}])
+    body = await response.json()
+    assert response.status == 400 and body["accepted"] == 0
+    assert "back end" in body["rejected"][0]["error"]
+
+
+async def test_the_collector_pseudonymises_user_ids_before_they_reach_kafka(settings_factory, read_topic) -> None:
+    settings = settings_factory(pseudonymise_key="shop-secret")
+    async with TestClient(TestServer(make_app(settings))) as client:
+        response = await client.post("/events", json=view("alice@example.com", "i1"))
+        assert response.status == 202
+    [record] = read_topic(settings.events_topic, 1)
+    with EventProducer(settings) as sdk:  # the same pseudonym as the SDK's, so the worker takes it as it is
+        expected = sdk._pseudonymise("alice@example.com")
+    assert record.key == expected.encode() and parse_event(record.value).user_id == expected
+    assert b"alice" not in record.value
+
+
+class RefusingProducer:
+    """Stands in for a broker that takes some records and not others (which is hard to make a real one do)."""
+
+    def __init__(self, refused: set[str]) -> None:
+        self.refused, self.taken = refused, []
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future:
+        delivery = asyncio.get_running_loop().create_future()
+        item = parse_event(value).item_id
+        if item in self.refused:
+            delivery.set_exception(KafkaTimeoutError("record expired"))
+        else:
+            self.taken.append(item)
+            delivery.set_result(None)
+        return delivery
+
+
+@pytest.mark.parametrize(("refused", "status", "accepted"), [({"i2"}, 207, 2), ({"i1", "i2", "i3"}, 503, 0)])
+async def test_each_event_the_broker_does_not_take_is_rejected_on_its_own(
+    settings: Settings, refused: set[str], status: int, accepted: int
+) -> None:
+    """A client sends again only the rejected events; a whole batch sent again would double the others."""
+    app = make_app(settings)
+    app.cleanup_ctx.clear()  # no real producer: this one refuses what it is told to
+    app[PRODUCER] = producer = RefusingProducer(refused)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.post("/events", json=[view("u1", "i1"), view("u1", "i2"), "bad", view("u2", "i3")])
+        body = await response.json()
+    assert (response.status, body["accepted"]) == (status, accepted)
+    broker_index = {"i1": 0, "i2": 1, "i3": 3}
+    assert [r["index"] for r in body["rejected"]] == sorted([2, *(broker_index[i] for i in refused)])
+    assert all("broker did not take it" in r["error"] for r in body["rejected"] if r["index"] != 2)
+    assert sorted(producer.taken) == sorted({"i1", "i2", "i3"} - refused)
 
 
 async def test_health(client: TestClient) -> None:
