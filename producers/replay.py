@@ -95,7 +95,8 @@ def produce_events(
     progress: Progress | None = None,
     total: int | None = None,
 ) -> int:
-    """Send ``events`` in order and return how many were sent.
+    """Send ``events`` in order and return how many were sent, all acknowledged by the
+    broker (else :class:`~producers.sdk.DeliveryError`).
 
     :class:`ShopEvent` messages go to ``settings.events_topic`` at ``rate``
     events per second (``None``: as fast as the broker takes them);
@@ -154,6 +155,8 @@ def replay_movielens(
     """
     from producers import movielens
 
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit: how many ratings to send, at least 0 (got {limit})")
     ratings = movielens.load_ratings(path)
     if limit is not None:
         ratings = ratings[:limit]

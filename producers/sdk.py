@@ -98,6 +98,14 @@ def catalog_event(event: CatalogEvent | Mapping[str, Any]) -> CatalogEvent:
     return _validated(event, CatalogEvent, parse_catalog_event)
 
 
+class DeliveryError(Exception):
+    """Events sent through an :class:`EventProducer` that the broker did not acknowledge."""
+
+    def __init__(self, failed: list[BaseException]) -> None:
+        self.failed = failed
+        super().__init__(f"{len(failed)} event(s) sent were not delivered; the first: {failed[0]!r}")
+
+
 class EventProducer:
     """Sends contract-valid events to Kafka with kafka-python's ``KafkaProducer``.
 
@@ -115,7 +123,9 @@ class EventProducer:
         these win over the settings' security options.
 
     Sends are asynchronous: each returns kafka-python's future, and
-    :meth:`flush` (or leaving the ``with`` block) waits until all are written.
+    :meth:`flush` (or leaving the ``with`` block) waits until all are written,
+    then raises :class:`DeliveryError` for those the broker did not take (each
+    failure is raised once).
     """
 
     def __init__(
@@ -123,6 +133,7 @@ class EventProducer:
     ) -> None:
         self.settings = settings
         self._pseudonymise = Pseudonymiser.from_settings(settings)
+        self._failed: list[BaseException] = []  # appended to by the client's sender thread
         self._producer = KafkaProducer(
             bootstrap_servers=settings.kafka_servers, acks=acks, linger_ms=linger_ms,
             **settings.kafka_client_options() | config,
@@ -135,16 +146,25 @@ class EventProducer:
         so the raw id never reaches Kafka.
         """
         event = self._pseudonymise.event(shop_event(event))
-        return self._producer.send(
+        return self._watched(self._producer.send(
             self.settings.events_topic, value=dumps(event), key=event.user_id.encode()
-        )
+        ))
 
     def send_catalog(self, event: CatalogEvent | Mapping[str, Any]) -> FutureRecordMetadata:
         """Validate ``event`` and send it to the catalog topic keyed by its ``item_id``."""
         event = catalog_event(event)
-        return self._producer.send(
+        return self._watched(self._producer.send(
             self.settings.catalog_topic, value=dumps(event), key=event.item_id.encode()
-        )
+        ))
+
+    def _watched(self, sent: FutureRecordMetadata) -> FutureRecordMetadata:
+        sent.add_errback(self._failed.append)
+        return sent
+
+    def _raise_failures(self) -> None:
+        if self._failed:
+            failed, self._failed = self._failed, []
+            raise DeliveryError(failed)
 
     def track(
         self, type: str, user_id: str, item_id: str | None = None, **fields: Any
@@ -157,15 +177,21 @@ class EventProducer:
         return event
 
     def flush(self, timeout: float | None = None) -> None:
-        """Wait until every message sent so far is acknowledged."""
+        """Wait until every message sent so far is acknowledged or has failed; raise
+        :class:`DeliveryError` if any failed."""
         self._producer.flush(timeout)
+        self._raise_failures()
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush and release the connection."""
+        """Flush and release the connection; raise :class:`DeliveryError` if any message failed."""
         self._producer.close(timeout)
+        self._raise_failures()
 
     def __enter__(self) -> EventProducer:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # the error on its way out says more than a failed delivery would
+            self._producer.close()

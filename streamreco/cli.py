@@ -150,6 +150,14 @@ def _schema(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    """A command-line count: a whole number, 0 or more."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamreco",
@@ -165,15 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = command("demo", _demo, "run broker, Redis, a worker and the MovieLens replay; watch it live")
     demo.add_argument("--rate", type=float, default=200.0, help="events per second to replay")
-    demo.add_argument("--limit", type=int, default=None, help="stop the replay after this many events")
+    demo.add_argument("--limit", type=_count, default=None, help="stop the replay after this many events")
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     command("worker", _worker, "run a worker: consume events, learn, publish refreshed lists")
     command("collector", _collector, "run the HTTP collector (POST /events)")
     replay = command("replay", _replay, "produce MovieLens-100K ratings in timestamp order")
     replay.add_argument("--rate", type=float, default=None, help="events per second (default: as fast as possible)")
-    replay.add_argument("--limit", type=int, default=None)
+    replay.add_argument("--limit", type=_count, default=None, help="only the first N ratings, by time")
     produce = command("produce", _produce, "produce synthetic shop traffic for load tests")
-    produce.add_argument("--events", type=int, default=100_000)
+    produce.add_argument("--events", type=_count, default=100_000)
     produce.add_argument("--users", type=int, default=10_000)
     produce.add_argument("--items", type=int, default=10_000)
     produce.add_argument("--rate", type=float, default=None, help="events per second (default: as fast as possible)")
@@ -199,8 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from producers.sdk import DeliveryError
+
     args = build_parser().parse_args(argv)
-    return args.run(Settings(), args)
+    try:
+        return args.run(Settings(), args)
+    except DeliveryError as exc:
+        raise SystemExit(f"streamreco {args.command}: {exc}") from exc
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ from aiokafka.errors import KafkaTimeoutError
 
 from producers.collector import PRODUCER, Limits, make_app
 from producers.replay import produce_events, replay_movielens
-from producers.sdk import EventProducer
+from producers.sdk import DeliveryError, EventProducer
 from producers.synthetic import ShopSimulation, run_synthetic
+from streamreco import embedded
 from streamreco.events import (
     CatalogEvent,
     InvalidEvent,
@@ -277,6 +278,28 @@ def test_replay_movielens_sends_ratings_in_time_order(
         (880606923.0, b"244", 2.0),
         (881250949.0, b"196", 3.0),
     ]
+    with pytest.raises(ValueError, match="at least 0"):
+        replay_movielens(settings, limit=-1, path=data)
+
+
+def test_sdk_raises_for_events_the_broker_did_not_take(tmp_path: Path) -> None:
+    broker = embedded.start_broker(log=tmp_path / "tansu.log")
+    settings = Settings(kafka_bootstrap=broker.bootstrap, events_topic="deliveries")
+    # kafka-python gives up on a record after 120 s by default; 3 s here
+    producer = EventProducer(settings, delivery_timeout_ms=3000, request_timeout_ms=1000, max_block_ms=3000)
+    try:
+        producer.track("view", user_id="u1", item_id="i1")
+        producer.flush()  # delivered
+        broker.stop()
+        producer.track("view", user_id="u1", item_id="i2")
+        producer.track("view", user_id="u1", item_id="i3")
+        with pytest.raises(DeliveryError, match="2 event") as raised:
+            producer.flush()
+        assert len(raised.value.failed) == 2
+        producer.flush()  # each failure is raised once
+    finally:
+        broker.stop()
+        producer.close(timeout=1)
 
 
 def test_run_synthetic_fills_both_topics(settings: Settings, read_topic) -> None:
