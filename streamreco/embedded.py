@@ -81,17 +81,33 @@ class Broker:
 
 
 def start_broker(port: int | None = None, log: Path | None = None) -> Broker:
-    """Start a memory-only Tansu broker on 127.0.0.1 and wait until it listens."""
-    port = port or free_port()
+    """Start a memory-only Tansu broker on 127.0.0.1 and wait until it listens.
+
+    A ``port`` something else listens on is refused at once (Tansu would exit, and the
+    other listener would look like it).
+    """
+    if port is None:
+        port = free_port()
+    else:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds: past TIME_WAIT
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise RuntimeError(f"port {port} is taken: {exc.strerror}") from exc
     url = f"tcp://127.0.0.1:{port}"
-    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen(
-        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    _wait_for_port(port, 20, process)
+    with open(log, "ab") if log else contextlib.nullcontext(subprocess.DEVNULL) as out:  # the child keeps its own
+        process = subprocess.Popen(
+            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_for_port(port, 20, process)
+    except Exception:
+        stop_process(process, grace=5)
+        raise
     return Broker(port, process)
 
 

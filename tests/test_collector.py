@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -312,3 +313,9 @@ def test_run_synthetic_fills_both_topics(settings: Settings, read_topic) -> None
     events = read_topic(settings.events_topic, 2000 - changes)
     assert len(events) == 2000 - changes
     assert all(r.key == parse_event(r.value).user_id.encode() for r in events)
+
+
+def test_a_broker_is_not_started_on_a_port_something_else_listens_on() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        with pytest.raises(RuntimeError, match="is taken"):
+            embedded.start_broker(port=taken.getsockname()[1])
