@@ -316,6 +316,5 @@ def test_run_synthetic_fills_both_topics(settings: Settings, read_topic) -> None
 
 
 def test_a_broker_is_not_started_on_a_port_something_else_listens_on() -> None:
-    with socket.create_server(("127.0.0.1", 0)) as taken:
-        with pytest.raises(RuntimeError, match="is taken"):
-            embedded.start_broker(port=taken.getsockname()[1])
+    with socket.create_server(("127.0.0.1", 0)) as taken, pytest.raises(RuntimeError, match="is taken"):
+        embedded.start_broker(port=taken.getsockname()[1])
