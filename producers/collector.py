@@ -179,12 +179,16 @@ async def _produce(app: web.Application, events: dict[int, ShopEvent]) -> list[d
     the collector made them up).
     """
     settings, producer, pseudonymise = app[SETTINGS], app[PRODUCER], app[PSEUDONYMISE]
-
-    async def produced(event: ShopEvent) -> None:
+    sent: list[asyncio.Future] = []
+    for event in events.values():  # queued one after another: a user's events keep their order
         event = pseudonymise.event(event)
-        await (await producer.send(settings.events_topic, dumps(event), key=event.user_id.encode()))
-
-    outcomes = await asyncio.gather(*(produced(event) for event in events.values()), return_exceptions=True)
+        try:
+            sent.append(await producer.send(settings.events_topic, dumps(event), key=event.user_id.encode()))
+        except KafkaError as exc:  # not even queued
+            refused = asyncio.get_running_loop().create_future()
+            refused.set_exception(exc)
+            sent.append(refused)
+    outcomes = await asyncio.gather(*sent, return_exceptions=True)
     failed = []
     for index, outcome in zip(events, outcomes, strict=True):
         if isinstance(outcome, KafkaError):

@@ -165,12 +165,14 @@ async def test_the_collector_pseudonymises_user_ids_before_they_reach_kafka(sett
 class RefusingProducer:
     """Stands in for a broker that takes some records and not others (which is hard to make a real one do)."""
 
-    def __init__(self, refused: set[str]) -> None:
-        self.refused, self.taken = refused, []
+    def __init__(self, refused: set[str], unqueued: set[str]) -> None:
+        self.refused, self.unqueued, self.taken = refused, unqueued, []
 
     async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future:
         delivery = asyncio.get_running_loop().create_future()
         item = parse_event(value).item_id
+        if item in self.unqueued:
+            raise KafkaTimeoutError("buffer full")
         if item in self.refused:
             delivery.set_exception(KafkaTimeoutError("record expired"))
         else:
@@ -179,22 +181,25 @@ class RefusingProducer:
         return delivery
 
 
-@pytest.mark.parametrize(("refused", "status", "accepted"), [({"i2"}, 207, 2), ({"i1", "i2", "i3"}, 503, 0)])
+@pytest.mark.parametrize(
+    ("refused", "unqueued", "status", "accepted"),
+    [({"i2"}, set(), 207, 2), (set(), {"i1"}, 207, 2), ({"i1", "i2"}, {"i3"}, 503, 0)],
+)
 async def test_each_event_the_broker_does_not_take_is_rejected_on_its_own(
-    settings: Settings, refused: set[str], status: int, accepted: int
+    settings: Settings, refused: set[str], unqueued: set[str], status: int, accepted: int
 ) -> None:
     """A client sends again only the rejected events; a whole batch sent again would double the others."""
     app = make_app(settings)
     app.cleanup_ctx.clear()  # no real producer: this one refuses what it is told to
-    app[PRODUCER] = producer = RefusingProducer(refused)
+    app[PRODUCER] = producer = RefusingProducer(refused, unqueued)
     async with TestClient(TestServer(app)) as client:
         response = await client.post("/events", json=[view("u1", "i1"), view("u1", "i2"), "bad", view("u2", "i3")])
         body = await response.json()
     assert (response.status, body["accepted"]) == (status, accepted)
     broker_index = {"i1": 0, "i2": 1, "i3": 3}
-    assert [r["index"] for r in body["rejected"]] == sorted([2, *(broker_index[i] for i in refused)])
+    assert [r["index"] for r in body["rejected"]] == sorted([2, *(broker_index[i] for i in refused | unqueued)])
     assert all("broker did not take it" in r["error"] for r in body["rejected"] if r["index"] != 2)
-    assert sorted(producer.taken) == sorted({"i1", "i2", "i3"} - refused)
+    assert producer.taken == [i for i in ("i1", "i2", "i3") if i not in refused | unqueued]  # in order
 
 
 async def test_health(client: TestClient) -> None:
