@@ -90,20 +90,22 @@ class Keys:
         """The latest decay period popularity was learned in, as ASCII digits."""
         return f"{self.namespace}:pop:clock"
 
-    def learned_by_events(self, key: str) -> bool:
-        """Whether ``key`` is item-level model state that only event batches change, by increments.
+    def reusable(self, key: str) -> bool:
+        """Whether a worker may read ``key`` once and keep it for ``reuse_seconds`` (see
+        :class:`~streamreco.store.BatchStore`).
 
-        Such sets may be read once and kept by a worker (see
-        :class:`~streamreco.store.BatchStore`); catalogue state (availability,
-        new items) and per-user state may not.
+        Item-level model state that only event batches change, by increments (the worker
+        applies its own to what it keeps), and the new arrivals, where a catalogue
+        change showing a few seconds late only delays a new item's first showing.
+        Availability (a business rule, read fresh) and per-user state may not.
 
         >>> keys = Keys("sr")
-        >>> keys.learned_by_events(keys.neighbours("i7")), keys.learned_by_events(keys.unavailable())
-        (True, False)
+        >>> [keys.reusable(key) for key in (keys.neighbours("i7"), keys.new_items(), keys.unavailable())]
+        [True, True, False]
         """
         ns = self.namespace
         return key.startswith((f"{ns}:co:", f"{ns}:tr:", f"{ns}:pop:")) or key in {
-            self.counts(), self.first_items(), self.popularity(None), self.factor_items()
+            self.counts(), self.first_items(), self.popularity(None), self.factor_items(), self.new_items()
         }
 
     def unavailable(self) -> str:

@@ -119,7 +119,7 @@ class EventProcessor:
         self.settings = settings
         self.keys = Keys(settings.namespace)
         self.batch = BatchStore(
-            store, self.keys.learned_by_events, settings.reuse_seconds, write_behind=settings.write_behind
+            store, self.keys.reusable, settings.reuse_seconds, write_behind=settings.write_behind
         )
         # the last batch whose state may not be in the store yet, and its transaction's outcome
         self._unwritten: tuple[list[RawMessage], concurrent.futures.Future] | None = None

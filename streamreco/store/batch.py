@@ -108,7 +108,8 @@ class BatchStore(Store):
     reusable
         Which scored sets' reads may be kept for the next batches: sets that only
         this kind of batch changes, by increments (the models' item-level
-        state). After a flush their cached tops and scores are updated with the
+        state), or that another writer may change with a delay of up to
+        ``reuse_seconds`` showing (the new arrivals). After a flush their cached tops and scores are updated with the
         batch's own increments, so a single writer reads exactly what the inner
         store holds without asking it again.
     reuse_seconds
